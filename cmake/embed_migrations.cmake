@@ -1,0 +1,17 @@
+# Turns schema/NNNN_*.sql into a C array of {version, sql} (see store/migrate.c).
+# Bytes are written as hex so that no SQL text can break the C syntax.
+set(body "/* Generated from schema/ by cmake/embed_migrations.cmake. Do not edit. */\n")
+string(APPEND body "#include \"store/migrate.h\"\n\n")
+set(entries "")
+set(i 0)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char sql_${i}[] = {${hex}0x00};\n")
+  string(APPEND entries "    {\"${name}\", sql_${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst struct migration migrations[] = {\n${entries}};\n")
+string(APPEND body "const size_t migrations_count = ${i};\n")
+file(WRITE ${OUT} "${body}")

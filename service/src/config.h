@@ -1,0 +1,55 @@
+/*
+ * config.h - every setting of the service, where it comes from, and checks.
+ *
+ * Precedence, lowest first: built-in defaults, the config file
+ * (config/eventtrack.conf, or --config PATH / EVENTTRACK_CONFIG), environment
+ * variables (EVENTTRACK_<KEY>), command-line flags (--<key>). Everything is
+ * validated once at start; a bad value stops the process with one line that
+ * names the setting and where the value came from.
+ */
+#ifndef ET_CONFIG_H
+#define ET_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "ids.h"
+
+enum command { CMD_SERVE, CMD_MIGRATE, CMD_REBUILD_LEADERBOARDS, CMD_VERSION, CMD_HELP };
+
+struct redis_target {
+    char host[256];          /* empty for a unix socket */
+    int port;
+    char socket_path[256];   /* empty for TCP */
+    int db;
+};
+
+struct config {
+    enum command command;
+    char rebuild_event_id[ID_MAX + 1];   /* rebuild-leaderboards argument, empty: all */
+
+    char bind[64];
+    long long port;
+    char database_url[1024];
+    char redis_url[512];
+    struct redis_target redis;           /* parsed from redis_url */
+    long long threads;
+    long long max_body_bytes;
+    long long connection_timeout;        /* seconds an idle or slow client may hold a connection */
+    long long connection_limit;
+    long long per_ip_connection_limit;
+    long long shutdown_drain_seconds;
+};
+
+/* Fills cfg from defaults, file, env and argv. On failure returns false with
+ * a one-line message in err. */
+bool config_load(int argc, char **argv, struct config *cfg, char *err, size_t err_size);
+
+/* Parses redis://host:port[/db] or unix:///path[?db=N]; false if malformed. */
+bool redis_url_parse(const char *url, struct redis_target *out);
+
+/* Writes the --help text. */
+void config_usage(FILE *out);
+
+#endif

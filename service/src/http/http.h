@@ -1,0 +1,80 @@
+/*
+ * http/http.h - what a handler sees of HTTP: a parsed request and a response
+ * to fill. Nothing here mentions libmicrohttpd; http/server.c is the only file
+ * that does, so handlers are plain functions that unit tests can call.
+ */
+#ifndef ET_HTTP_H
+#define ET_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "json/writer.h"
+
+struct app;
+
+enum http_method {
+    HTTP_GET = 1 << 0,
+    HTTP_HEAD = 1 << 1,
+    HTTP_POST = 1 << 2,
+    HTTP_PUT = 1 << 3,
+    HTTP_PATCH = 1 << 4,
+    HTTP_DELETE = 1 << 5,
+    HTTP_OPTIONS = 1 << 6,
+    HTTP_OTHER = 1 << 7,
+};
+
+#define ROUTE_MAX_PARAMS 4
+#define ROUTE_MAX_SEGMENTS 8
+
+struct request;
+struct response;
+typedef void (*handler_fn)(struct request *req, struct response *res);
+
+/* One line of the route table (routes/routes.c). */
+struct route {
+    enum http_method method;  /* HEAD is served by the GET route of the same path */
+    const char *pattern;      /* "/v1/organizations/{org_id}": {name} matches one id */
+    handler_fn handler;
+    bool json_body;           /* the handler reads a JSON body: 415/413 apply */
+};
+
+struct request {
+    struct app *app;
+    enum http_method method;
+    const struct route *route;
+    const char *path;                       /* decoded; owned by the exchange */
+    const char *query;                      /* raw, after '?', "" when none */
+    const char *param_names[ROUTE_MAX_PARAMS];
+    const char *params[ROUTE_MAX_PARAMS];   /* decoded, valid ids */
+    size_t nparams;
+    const char *body;                       /* NULL when none; not NUL-terminated */
+    size_t body_len;
+    const char *idempotency_key;            /* header values, NULL when absent */
+};
+
+struct response {
+    int status;
+    const char *content_type;               /* a static string */
+    struct buf body;                        /* handed to the client, then freed */
+    struct jw json;                         /* writer over body, see respond_json */
+    char location[300];                     /* Location header, "" when none */
+    char allow[64];                         /* Allow header, "" when none */
+    int retry_after;                        /* seconds, 0: no Retry-After header */
+};
+
+/* A path parameter by its name in the route pattern; NULL if the route has none. */
+const char *req_param(const struct request *req, const char *name);
+
+/* Starts a JSON body with the given status; write the document into the result. */
+struct jw *respond_json(struct response *res, int status);
+
+/* The single et_err -> HTTP table: status, problem type, title, Retry-After. */
+void respond_problem(struct response *res, const struct problem *p);
+void respond_error(struct response *res, enum et_err err, const char *slug, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int http_status_of(enum et_err err);
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * json/read.c - the door from request bytes to validated C values (see read.h).
+ */
+#include "json/read.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ids.h"
+#include "model.h"
+
+bool utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        unsigned cp;
+
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1; cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2; cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3; cp = c & 0x07;
+        } else {
+            return false;                       /* continuation byte or 0xc0/0xc1/0xf5+ */
+        }
+        if (len - i <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/*
+ * One pass over the raw bytes: depth of [ and { outside strings, and
+ * \u0000 escapes inside them. Malformed input is left for cJSON to refuse.
+ */
+static enum et_err json_precheck(const char *s, size_t len, struct problem *p)
+{
+    unsigned depth = 0;
+    bool in_string = false;
+
+    if (!utf8_valid(s, len))
+        return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                           "the body is not valid UTF-8 text (or contains a NUL byte)");
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\' && i + 1 < len) {
+                if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+                    return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                                       "strings may not contain \\u0000");
+                i++;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > JSON_MAX_DEPTH)
+                return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                                   "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+        } else if (c == '}' || c == ']') {
+            if (depth > 0)
+                depth--;
+        }
+    }
+    return ET_OK;
+}
+
+enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem *p)
+{
+    const char *end = NULL;
+    cJSON *root;
+
+    *out = NULL;
+    if (len == 0)
+        return problem_set(p, ET_ERR_MALFORMED, "malformed-json", "the request body is empty");
+    if (json_precheck(body, len, p) != ET_OK)
+        return p->err;
+    /* The body is not NUL-terminated: parse by length, then demand that only
+     * whitespace follows the value. */
+    root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (root == NULL)
+        return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                           "the body is not well-formed JSON (error near byte %td)",
+                           cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - body : (ptrdiff_t)0);
+    for (; end < body + len; end++) {
+        if (*end != ' ' && *end != '\t' && *end != '\r' && *end != '\n') {
+            cJSON_Delete(root);
+            return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                               "unexpected data after the JSON value");
+        }
+    }
+    *out = root;
+    return ET_OK;
+}
+
+bool jr_object(const cJSON *obj, const char *const *allowed, struct problem *p)
+{
+    const cJSON *item;
+    bool ok = true;
+
+    if (!cJSON_IsObject(obj)) {
+        problem_field(p, "(body)", "must be a JSON object");
+        return false;
+    }
+    cJSON_ArrayForEach(item, obj) {
+        const char *const *a;
+        for (a = allowed; *a && strcmp(*a, item->string) != 0; a++)
+            ;
+        if (*a == NULL) {
+            problem_field(p, item->string, "unknown field");
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* Presence: absent and JSON null both mean "not given". */
+static const cJSON *jr_get(const cJSON *obj, const char *field, bool required, bool *ok,
+                           struct problem *p)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
+
+    *ok = true;
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (required) {
+            problem_field(p, field, "is required");
+            *ok = false;
+        }
+        return NULL;
+    }
+    return v;
+}
+
+bool jr_token(const cJSON *obj, const char *field, bool required, size_t max_len,
+              char *out, struct problem *p)
+{
+    bool ok;
+    const cJSON *v = jr_get(obj, field, required, &ok, p);
+    size_t n;
+
+    out[0] = '\0';
+    if (v == NULL)
+        return ok;
+    if (!cJSON_IsString(v)) {
+        problem_field(p, field, "must be a string");
+        return false;
+    }
+    n = strlen(v->valuestring);
+    if (n > max_len || !id_valid(v->valuestring, n)) {
+        problem_field(p, field, "must be 1 to %zu characters from A-Z a-z 0-9 _ . : -", max_len);
+        return false;
+    }
+    memcpy(out, v->valuestring, n + 1);
+    return true;
+}
+
+bool jr_id(const cJSON *obj, const char *field, bool required, char *out, struct problem *p)
+{
+    return jr_token(obj, field, required, ID_MAX, out, p);
+}
+
+bool jr_text(const cJSON *obj, const char *field, bool required, size_t max_chars,
+             char *out, size_t out_size, struct problem *p)
+{
+    bool ok;
+    const cJSON *v = jr_get(obj, field, required, &ok, p);
+    size_t n, chars;
+
+    out[0] = '\0';
+    if (v == NULL)
+        return ok;
+    if (!cJSON_IsString(v)) {
+        problem_field(p, field, "must be a string");
+        return false;
+    }
+    n = strlen(v->valuestring);
+    chars = utf8_chars(v->valuestring);
+    if (chars == 0 || chars > max_chars || n >= out_size) {
+        problem_field(p, field, "must be 1 to %zu characters", max_chars);
+        return false;
+    }
+    memcpy(out, v->valuestring, n + 1);
+    return true;
+}
+
+bool jr_int(const cJSON *obj, const char *field, bool required, long long min, long long max,
+            long long *out, bool *present, struct problem *p)
+{
+    bool ok;
+    const cJSON *v = jr_get(obj, field, required, &ok, p);
+    double d;
+
+    if (present)
+        *present = v != NULL;
+    if (v == NULL)
+        return ok;
+    d = v->valuedouble;
+    if (!cJSON_IsNumber(v) || d != floor(d) || !isfinite(d)) {
+        problem_field(p, field, "must be an integer");
+        return false;
+    }
+    if (d < (double)min || d > (double)max) {
+        problem_field(p, field, "must be between %lld and %lld", min, max);
+        return false;
+    }
+    *out = (long long)d;
+    return true;
+}
+
+/*
+ * Money arrives as a JSON number (99, 99.5) or a decimal string ("99.50")
+ * and leaves as the canonical two-decimal string NUMERIC(10,2) prints.
+ */
+bool jr_money(const cJSON *obj, const char *field, char *out, size_t out_size, struct problem *p)
+{
+    bool ok;
+    const cJSON *v = jr_get(obj, field, true, &ok, p);
+    long long cents;
+
+    if (v == NULL)
+        return ok;
+    if (cJSON_IsNumber(v)) {
+        double scaled = v->valuedouble * 100.0;
+        if (!isfinite(scaled) || fabs(scaled - round(scaled)) > 1e-6 * fmax(1.0, fabs(scaled)))
+            goto bad;
+        cents = (long long)round(scaled);
+    } else if (cJSON_IsString(v)) {
+        const char *s = v->valuestring;
+        int whole_digits = 0, frac_digits = 0;
+        long long whole = 0, frac = 0;
+        for (; *s >= '0' && *s <= '9' && whole_digits < 9; s++, whole_digits++)
+            whole = whole * 10 + (*s - '0');
+        if (whole_digits == 0)
+            goto bad;
+        if (*s == '.') {
+            for (s++; *s >= '0' && *s <= '9' && frac_digits < 3; s++, frac_digits++)
+                frac = frac * 10 + (*s - '0');
+            if (frac_digits == 0)
+                goto bad;
+        }
+        if (*s != '\0' || frac_digits > 2)
+            goto bad;
+        cents = whole * 100 + (frac_digits == 1 ? frac * 10 : frac);
+    } else {
+        goto bad;
+    }
+    if (cents < 0 || cents > 9999999999LL)
+        goto bad;
+    snprintf(out, out_size, "%lld.%02lld", cents / 100, cents % 100);
+    return true;
+bad:
+    problem_field(p, field,
+                  "must be an amount from 0 to 99999999.99 with at most two decimals");
+    return false;
+}
+
+static bool digits(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static int num(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+/* RFC 3339 date-time: 2026-11-21T09:30:00(.123)?(Z|+01:00). PostgreSQL does
+ * the calendar check (Feb 30) when it casts to timestamptz. */
+bool rfc3339_valid(const char *s)
+{
+    size_t n = strlen(s);
+    const char *z;
+
+    if (n < 20 || n >= TIMESTAMP_BYTES)
+        return false;
+    if (!digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2) ||
+        (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
+        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
+        return false;
+    if (num(s + 5, 2) < 1 || num(s + 5, 2) > 12 || num(s + 8, 2) < 1 || num(s + 8, 2) > 31 ||
+        num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 60)
+        return false;
+    z = s + 19;
+    if (*z == '.') {
+        int fd = 0;
+        for (z++; *z >= '0' && *z <= '9'; z++)
+            fd++;
+        if (fd == 0 || fd > 9)
+            return false;
+    }
+    if ((*z == 'Z' || *z == 'z') && z[1] == '\0')
+        return true;
+    return (*z == '+' || *z == '-') && digits(z + 1, 2) && z[3] == ':' && digits(z + 4, 2) &&
+           z[6] == '\0' && num(z + 1, 2) <= 23 && num(z + 4, 2) <= 59;
+}
+
+bool jr_timestamp(const cJSON *obj, const char *field, char *out, size_t out_size,
+                  struct problem *p)
+{
+    bool ok;
+    const cJSON *v = jr_get(obj, field, false, &ok, p);
+
+    out[0] = '\0';
+    if (v == NULL)
+        return ok;
+    if (!cJSON_IsString(v) || !rfc3339_valid(v->valuestring) ||
+        strlen(v->valuestring) >= out_size) {
+        problem_field(p, field, "must be an RFC 3339 date-time such as 2026-11-21T09:30:00Z");
+        return false;
+    }
+    snprintf(out, out_size, "%s", v->valuestring);
+    return true;
+}
+
+bool event_type_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64 || !(s[0] >= 'a' && s[0] <= 'z'))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,50 @@
+/*
+ * json/read.h - parsing request bodies and reading typed, validated fields.
+ *
+ * json_parse() is the only door from bytes to a cJSON tree. It checks what
+ * cJSON would accept too kindly before cJSON sees the bytes: invalid UTF-8,
+ * raw NUL bytes and \u0000 escapes (which would silently cut C strings),
+ * and nesting deeper than the limit (cJSON's own limit is 1000 frames of
+ * recursion). Field readers record every problem in a struct problem and
+ * return false, so a decoder reports all bad fields at once.
+ */
+#ifndef ET_JSON_READ_H
+#define ET_JSON_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "errors.h"
+
+#define JSON_MAX_DEPTH 32
+
+/* On ET_OK, *out is a tree the caller frees with cJSON_Delete(). */
+enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem *p);
+
+/* True when s[0..len) is valid UTF-8 with no NUL byte. */
+bool utf8_valid(const char *s, size_t len);
+size_t utf8_chars(const char *s);
+
+/* Fails (field "(body)") unless obj is an object whose keys are all listed. */
+bool jr_object(const cJSON *obj, const char *const *allowed, struct problem *p);
+
+/* Each reader: absent and !required -> true with *present=false where given;
+ * absent and required, or wrong -> a field error and false. */
+bool jr_id(const cJSON *obj, const char *field, bool required, char *out, struct problem *p);
+bool jr_text(const cJSON *obj, const char *field, bool required, size_t max_chars,
+             char *out, size_t out_size, struct problem *p);
+bool jr_token(const cJSON *obj, const char *field, bool required, size_t max_len,
+              char *out, struct problem *p);
+bool jr_int(const cJSON *obj, const char *field, bool required, long long min, long long max,
+            long long *out, bool *present, struct problem *p);
+bool jr_money(const cJSON *obj, const char *field, char *out, size_t out_size, struct problem *p);
+bool jr_timestamp(const cJSON *obj, const char *field, char *out, size_t out_size,
+                  struct problem *p);
+
+/* Pure syntax checks, shared with the query-string and header parsers. */
+bool rfc3339_valid(const char *s);
+bool event_type_valid(const char *s);
+
+#endif

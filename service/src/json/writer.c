@@ -1,0 +1,123 @@
+/*
+ * json/writer.c - streaming JSON writer (see writer.h).
+ */
+#include "json/writer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void jw_init(struct jw *w, struct buf *out)
+{
+    memset(w, 0, sizeof *w);
+    w->out = out;
+}
+
+/* Every value and key passes here first: it owns comma placement. */
+static void jw_before_value(struct jw *w)
+{
+    if (w->after_key) {
+        w->after_key = false;
+        return;
+    }
+    if (w->depth > 0) {
+        if (w->has_items[w->depth - 1])
+            buf_putc(w->out, ',');
+        w->has_items[w->depth - 1] = true;
+    }
+}
+
+static void jw_open(struct jw *w, char c)
+{
+    jw_before_value(w);
+    buf_putc(w->out, c);
+    if (w->depth < JW_MAX_DEPTH)
+        w->has_items[w->depth] = false;
+    w->depth++;
+}
+
+static void jw_close(struct jw *w, char c)
+{
+    if (w->depth > 0)
+        w->depth--;
+    buf_putc(w->out, c);
+}
+
+void jw_object_begin(struct jw *w) { jw_open(w, '{'); }
+void jw_object_end(struct jw *w) { jw_close(w, '}'); }
+void jw_array_begin(struct jw *w) { jw_open(w, '['); }
+void jw_array_end(struct jw *w) { jw_close(w, ']'); }
+
+void jw_key(struct jw *w, const char *key)
+{
+    jw_before_value(w);
+    json_escape(w->out, key, strlen(key));
+    buf_putc(w->out, ':');
+    w->after_key = true;
+}
+
+void jw_string(struct jw *w, const char *s)
+{
+    if (s == NULL) {
+        jw_null(w);
+        return;
+    }
+    jw_string_n(w, s, strlen(s));
+}
+
+void jw_string_n(struct jw *w, const char *s, size_t n)
+{
+    jw_before_value(w);
+    json_escape(w->out, s, n);
+}
+
+void jw_int(struct jw *w, long long v)
+{
+    jw_before_value(w);
+    buf_printf(w->out, "%lld", v);
+}
+
+void jw_bool(struct jw *w, bool v)
+{
+    jw_before_value(w);
+    buf_puts(w->out, v ? "true" : "false");
+}
+
+void jw_null(struct jw *w)
+{
+    jw_before_value(w);
+    buf_puts(w->out, "null");
+}
+
+void jw_raw(struct jw *w, const char *json)
+{
+    jw_before_value(w);
+    buf_puts(w->out, json);
+}
+
+void json_escape(struct buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+
+    buf_putc(out, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        buf_append(out, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':  buf_puts(out, "\\\""); break;
+        case '\\': buf_puts(out, "\\\\"); break;
+        case '\n': buf_puts(out, "\\n"); break;
+        case '\r': buf_puts(out, "\\r"); break;
+        case '\t': buf_puts(out, "\\t"); break;
+        default: {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(out, esc, sizeof esc);
+        }
+        }
+    }
+    buf_append(out, s + run, n - run);
+    buf_putc(out, '"');
+}

@@ -1,0 +1,144 @@
+/*
+ * main.c - wiring only: settings -> stores -> HTTP -> wait for a signal ->
+ * tear down in reverse. Each sub-command is one function below.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "config.h"
+#include "http/server.h"
+#include "metrics.h"
+#include "routes/routes.h"
+#include "store/store.h"
+
+static int cmd_migrate(const struct config *cfg)
+{
+    struct problem p = {0};
+    struct pg *db = pg_open(cfg->database_url, &p);
+    size_t applied = 0;
+
+    if (db == NULL || migrate_run(db, &applied, &p) != ET_OK) {
+        fprintf(stderr, "eventtrack: migrate: %s\n", p.detail);
+        pg_close(db);
+        return 1;
+    }
+    printf("eventtrack: migrate: %zu migration(s) applied, schema up to date\n", applied);
+    pg_close(db);
+    return 0;
+}
+
+static int cmd_rebuild(const struct config *cfg)
+{
+    struct problem p = {0};
+    struct pg *db = pg_open(cfg->database_url, &p);
+    size_t boards = 0, events = 0;
+
+    if (db == NULL ||
+        leaderboard_rebuild(db, &cfg->redis, cfg->rebuild_event_id[0] ? cfg->rebuild_event_id : NULL,
+                            &boards, &events, &p) != ET_OK) {
+        fprintf(stderr, "eventtrack: rebuild-leaderboards: %s\n", p.detail);
+        pg_close(db);
+        return 1;
+    }
+    printf("eventtrack: rebuild-leaderboards: %zu board(s) rebuilt from %zu logged view(s)\n",
+           boards, events);
+    pg_close(db);
+    return 0;
+}
+
+/* Refuses to serve a schema older than the binary; tolerates PostgreSQL being down. */
+static bool schema_current(const struct config *cfg)
+{
+    struct problem p = {0};
+    struct pg *db = pg_open(cfg->database_url, &p);
+    long pending;
+
+    if (db == NULL) {
+        fprintf(stderr, "eventtrack: PostgreSQL is not reachable yet; serving, and retrying on each request\n");
+        return true;
+    }
+    pending = migrate_pending(db);
+    pg_close(db);
+    if (pending > 0) {
+        fprintf(stderr, "eventtrack: the database schema is behind this binary by %ld migration(s):"
+                        " run `eventtrack migrate` first\n", pending);
+        return false;
+    }
+    return true;
+}
+
+static int cmd_serve(const struct config *cfg)
+{
+    struct app app = {.cfg = cfg};
+    struct http_server *server = NULL;
+    sigset_t signals;
+    char err[256];
+    int sig, status = 1;
+
+    /* Block the stop signals before any thread starts, so every thread
+     * inherits the mask and only sigwait() below receives them. */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!schema_current(cfg))
+        return 1;
+    app.pg = pg_pool_new(cfg->database_url);
+    app.redis = rds_pool_new(&cfg->redis);
+    app.metrics = metrics_new(routes, routes_count);
+    if (app.pg == NULL || app.redis == NULL || app.metrics == NULL) {
+        fprintf(stderr, "eventtrack: out of memory\n");
+        goto done;
+    }
+    server = http_server_start(&app, routes, routes_count, err, sizeof err);
+    if (server == NULL) {
+        fprintf(stderr, "eventtrack: %s\n", err);
+        goto done;
+    }
+    printf("eventtrack: listening on http://%s:%u\n", cfg->bind, http_server_port(server));
+    fflush(stdout);
+
+    sigwait(&signals, &sig);
+    fprintf(stderr, "eventtrack: %s received, draining for up to %llds\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_drain_seconds);
+    atomic_store(&app.draining, true);
+    http_server_stop(server, (unsigned)cfg->shutdown_drain_seconds);
+    status = 0;
+done:
+    metrics_free(app.metrics);
+    rds_pool_free(app.redis);
+    pg_pool_free(app.pg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[512];
+
+    if (!config_load(argc, argv, &cfg, err, sizeof err)) {
+        fprintf(stderr, "eventtrack: %s\n", err);
+        return 2;
+    }
+    switch (cfg.command) {
+    case CMD_HELP:
+        config_usage(stdout);
+        return 0;
+    case CMD_VERSION:
+        printf("eventtrack %s\n", ET_VERSION);
+        return 0;
+    case CMD_MIGRATE:
+        return cmd_migrate(&cfg);
+    case CMD_REBUILD_LEADERBOARDS:
+        return cmd_rebuild(&cfg);
+    case CMD_SERVE:
+        break;
+    }
+    return cmd_serve(&cfg);
+}

@@ -1,0 +1,89 @@
+/*
+ * model.h - the nouns of EventTrack as C structs.
+ *
+ * Handlers, codecs and stores exchange these and nothing else: no cJSON tree,
+ * PGresult or redisReply crosses a module boundary. Strings are fixed-size
+ * arrays sized from the limits below (which the schema's CHECKs repeat), so a
+ * struct owns all of its text and copying it is a plain assignment. The one
+ * exception, an analytics payload of arbitrary size, is documented on its field.
+ */
+#ifndef ET_MODEL_H
+#define ET_MODEL_H
+
+#include <stdbool.h>
+
+#include "errors.h"
+#include "ids.h"
+
+#define NAME_MAX_CHARS    200              /* organization and event names, session titles */
+#define TEXT_BYTES(chars) ((chars) * 4 + 1) /* worst-case UTF-8 plus NUL */
+#define REASON_MAX_CHARS  500
+#define TICKET_TYPE_MAX   64
+#define EVENT_TYPE_MAX    64
+#define TIMESTAMP_BYTES   40
+#define MONEY_BYTES       16               /* "99999999.99" */
+#define CREDITS_MAX       1000000000LL
+
+struct organization {
+    char id[ID_MAX + 1];                   /* empty in a create: the server picks one */
+    char name[TEXT_BYTES(NAME_MAX_CHARS)];
+    long long credits;
+    char created_at[TIMESTAMP_BYTES];
+};
+
+struct top_up {
+    long long amount;
+    char reason[TEXT_BYTES(REASON_MAX_CHARS)];   /* empty: none given */
+};
+
+struct event {
+    char id[ID_MAX + 1];
+    char organization_id[ID_MAX + 1];
+    char name[TEXT_BYTES(NAME_MAX_CHARS)];
+    char starts_at[TIMESTAMP_BYTES];       /* empty: not scheduled (JSON null) */
+    char created_at[TIMESTAMP_BYTES];
+};
+
+struct session {
+    char id[ID_MAX + 1];
+    char event_id[ID_MAX + 1];
+    char title[TEXT_BYTES(NAME_MAX_CHARS)];
+    char speaker_id[ID_MAX + 1];
+    char created_at[TIMESTAMP_BYTES];
+};
+
+struct registration {
+    char id[ID_MAX + 1];
+    char session_id[ID_MAX + 1];
+    char user_id[ID_MAX + 1];
+    char organization_id[ID_MAX + 1];
+    char ticket_type[TICKET_TYPE_MAX + 1];
+    char price_paid[MONEY_BYTES];          /* canonical "123.45" */
+    char registered_at[TIMESTAMP_BYTES];
+    long long credits_remaining;
+};
+
+enum ingest_status { INGEST_CREATED, INGEST_DUPLICATE, INGEST_REJECTED };
+
+/* One analytics envelope on its way in, and what became of it. */
+struct analytics_event {
+    char event_id[ID_MAX + 1];
+    char event_type[EVENT_TYPE_MAX + 1];
+    char user_id[ID_MAX + 1];
+    char occurred_at[TIMESTAMP_BYTES];     /* empty: the server's now() */
+    char *payload;                         /* compact JSON object; owned, free() it */
+    char session_id[ID_MAX + 1];           /* payload.session_id of a session_view, else empty */
+    char speaker_id[ID_MAX + 1];           /* payload.speaker_id of a session_view, else empty */
+    /* outcome, filled by validation and ingest */
+    enum ingest_status status;
+    enum et_err error;                     /* when rejected */
+    char error_detail[192];
+};
+
+struct leaderboard_entry {
+    char speaker_id[ID_MAX + 1];
+    long long score;
+    long long rank;                        /* competition rank: 1, 1, 3 */
+};
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * routes/ops.c - liveness, readiness and metrics for orchestrators and scrapers.
+ *
+ * Readiness follows PostgreSQL only: without it no write can succeed, while
+ * without Redis everything but the leaderboard still works, so Redis being
+ * down is reported but does not take the instance out of rotation. During a
+ * graceful shutdown readiness fails first, so load balancers stop sending.
+ */
+#include "app.h"
+#include "metrics.h"
+#include "routes/routes.h"
+#include "store/store.h"
+
+void api_healthz(struct request *req, struct response *res)
+{
+    struct jw *w = respond_json(res, 200);
+
+    (void)req;
+    jw_object_begin(w);
+    jw_key(w, "status");
+    jw_string(w, "ok");
+    jw_object_end(w);
+}
+
+void api_readyz(struct request *req, struct response *res)
+{
+    bool draining = atomic_load(&req->app->draining);
+    bool postgres = pg_ping(req->app->pg);
+    bool redis = rds_ping(req->app->redis);
+    bool ready = postgres && !draining;
+    struct jw *w = respond_json(res, ready ? 200 : 503);
+
+    if (!ready)
+        res->retry_after = 1;
+    jw_object_begin(w);
+    jw_key(w, "status");   jw_string(w, ready ? "ready" : draining ? "draining" : "unready");
+    jw_key(w, "postgres"); jw_string(w, postgres ? "ok" : "down");
+    jw_key(w, "redis");    jw_string(w, redis ? "ok" : "down");
+    jw_object_end(w);
+}
+
+void api_metrics(struct request *req, struct response *res)
+{
+    respond_json(res, 200);
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    metrics_render(req->app->metrics, &res->body);
+    store_metrics_render(req->app->pg, req->app->redis, &res->body);
+}

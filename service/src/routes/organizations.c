@@ -1,0 +1,87 @@
+/*
+ * routes/organizations.c - organizations, their balance and top-ups.
+ */
+#include <stdio.h>
+
+#include "app.h"
+#include "json/codec.h"
+#include "routes/routes.h"
+#include "store/store.h"
+
+void api_organizations_create(struct request *req, struct response *res)
+{
+    struct problem p = {0};
+    struct organization org;
+    struct pg *db;
+
+    if (decode_organization_new(req->body, req->body_len, &org, &p) != ET_OK ||
+        (db = pg_session(req->app->pg, &p)) == NULL ||
+        organizations_create(db, &org, &p) != ET_OK) {
+        respond_problem(res, &p);
+        return;
+    }
+    encode_organization(respond_json(res, 201), &org);
+    snprintf(res->location, sizeof res->location, "/v1/organizations/%s", org.id);
+}
+
+void api_organizations_get(struct request *req, struct response *res)
+{
+    struct problem p = {0};
+    struct organization org;
+    struct pg *db;
+
+    if ((db = pg_session(req->app->pg, &p)) == NULL ||
+        organizations_get(db, req_param(req, "org_id"), &org, &p) != ET_OK) {
+        respond_problem(res, &p);
+        return;
+    }
+    encode_organization(respond_json(res, 200), &org);
+}
+
+void api_credits_get(struct request *req, struct response *res)
+{
+    struct problem p = {0};
+    const char *org_id = req_param(req, "org_id");
+    long long balance;
+    struct pg *db;
+
+    if ((db = pg_session(req->app->pg, &p)) == NULL ||
+        credits_balance(db, org_id, &balance, &p) != ET_OK) {
+        respond_problem(res, &p);
+        return;
+    }
+    encode_balance(respond_json(res, 200), org_id, balance);
+}
+
+struct top_up_call {
+    const char *organization_id;
+    const struct top_up *top_up;
+};
+
+static void top_up_op(struct pg *db, void *arg, struct response *res)
+{
+    const struct top_up_call *call = arg;
+    struct problem p = {0};
+    long long balance;
+
+    if (credits_top_up(db, call->organization_id, call->top_up, &balance, &p) != ET_OK) {
+        respond_problem(res, &p);
+        return;
+    }
+    encode_balance(respond_json(res, 200), call->organization_id, balance);
+}
+
+void api_credits_top_up(struct request *req, struct response *res)
+{
+    struct problem p = {0};
+    struct top_up t;
+    struct top_up_call call = {req_param(req, "org_id"), &t};
+    struct pg *db;
+
+    if (decode_top_up(req->body, req->body_len, &t, &p) != ET_OK ||
+        (db = pg_session(req->app->pg, &p)) == NULL) {
+        respond_problem(res, &p);
+        return;
+    }
+    idempotent_run(req, res, db, top_up_op, &call);
+}

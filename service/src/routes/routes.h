@@ -1,0 +1,52 @@
+/*
+ * routes/routes.h - the HTTP handlers, one group per resource file.
+ *
+ * Handlers are named api_<resource>_<verb>. Each decodes and validates the
+ * request completely, then calls the store, then encodes: nothing is written
+ * before everything has been checked.
+ */
+#ifndef ET_ROUTES_H
+#define ET_ROUTES_H
+
+#include <stddef.h>
+
+#include "http/http.h"
+
+extern const struct route routes[];
+extern const size_t routes_count;
+
+/* organizations.c */
+void api_organizations_create(struct request *req, struct response *res);
+void api_organizations_get(struct request *req, struct response *res);
+void api_credits_get(struct request *req, struct response *res);
+void api_credits_top_up(struct request *req, struct response *res);
+
+/* events.c */
+void api_events_create(struct request *req, struct response *res);
+void api_events_get(struct request *req, struct response *res);
+void api_sessions_create(struct request *req, struct response *res);
+void api_sessions_get(struct request *req, struct response *res);
+
+/* registrations.c */
+void api_registrations_create(struct request *req, struct response *res);
+void api_registrations_get(struct request *req, struct response *res);
+
+/* analytics.c */
+void api_analytics_ingest(struct request *req, struct response *res);
+
+/* leaderboard.c */
+void api_leaderboard_top(struct request *req, struct response *res);
+void api_leaderboard_speaker(struct request *req, struct response *res);
+
+/* ops.c */
+void api_healthz(struct request *req, struct response *res);
+void api_readyz(struct request *req, struct response *res);
+void api_metrics(struct request *req, struct response *res);
+
+/* idempotent.c: runs `op` under the request's Idempotency-Key, if it has one. */
+struct pg;
+typedef void (*idempotent_op)(struct pg *db, void *arg, struct response *res);
+void idempotent_run(struct request *req, struct response *res, struct pg *db,
+                    idempotent_op op, void *arg);
+
+#endif

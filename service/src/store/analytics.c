@@ -1,0 +1,220 @@
+/*
+ * store/analytics.c - the analytics log, constraint C, and idempotent ingest.
+ *
+ * Design notes (the dedup rule)
+ *  1. PostgreSQL decides "new or duplicate": the event id is the primary key
+ *     and the insert is ON CONFLICT (event_id) DO NOTHING RETURNING. Only rows
+ *     it returns are new; nothing else ever counts. A concurrent insert of the
+ *     same id waits for the first to commit and then sees the conflict.
+ *  2. A non-new id is compared with the stored row: the same type, user,
+ *     organization and payload (compared as jsonb values, not text) is a
+ *     duplicate; anything else is an event-id conflict. That read is its own
+ *     statement, so its snapshot includes rows committed by the concurrent
+ *     inserts that note 1 waited for.
+ *  3. One statement serves one envelope or a batch of 1000: the validated
+ *     envelopes travel as one JSON parameter expanded by jsonb_to_recordset,
+ *     so a batch costs one round trip and one transaction.
+ *  4. The leaderboard effect of a session_view (its conference and speaker)
+ *     is resolved by the same insert and stored on the row, so a rebuild of
+ *     Redis is an indexed GROUP BY and never re-reads payloads.
+ *  5. Redis is told only after the commit, and only about new rows (see
+ *     leaderboards.c): the log is the truth, and Redis trouble cannot undo or
+ *     fail an ingest.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/writer.h"
+#include "store/pg.h"
+#include "store/store.h"
+
+#define INPUT_COLUMNS \
+    "i int, event_id text, event_type text, user_id text, occurred_at timestamptz," \
+    " payload jsonb, session_id text, speaker_id text"
+
+static const struct pg_stmt stmt_ingest = {
+    "analytics_ingest",
+    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(" INPUT_COLUMNS "))"
+    " INSERT INTO analytics_events (event_id, event_type, user_id, organization_id, occurred_at,"
+    "                               payload, leaderboard_event_id, leaderboard_speaker_id)"
+    " SELECT i.event_id, i.event_type, i.user_id, $2::text, coalesce(i.occurred_at, now()),"
+    "        i.payload, s.event_id, CASE WHEN s.id IS NOT NULL"
+    "                               THEN coalesce(i.speaker_id, s.speaker_id) END"
+    "   FROM input i"
+    "   LEFT JOIN sessions s ON i.event_type = 'session_view' AND s.id = i.session_id"
+    "                       AND ($2::text IS NULL OR s.organization_id = $2::text)"
+    "  ORDER BY i.i"
+    " ON CONFLICT (event_id) DO NOTHING"
+    " RETURNING event_id, leaderboard_event_id, leaderboard_speaker_id",
+    2};
+
+/* Design note 2: is each not-new envelope the same event as the stored one? */
+static const struct pg_stmt stmt_compare = {
+    "analytics_compare",
+    "SELECT x.i, e.event_type = x.event_type AND e.user_id = x.user_id"
+    "            AND e.payload = x.payload"
+    "            AND e.organization_id IS NOT DISTINCT FROM $2::text"
+    "  FROM jsonb_to_recordset($1::jsonb) AS x(" INPUT_COLUMNS ")"
+    "  JOIN analytics_events e ON e.event_id = x.event_id",
+    2};
+
+/* Writes the envelopes selected by `want` as the JSON array the statements expand. */
+static char *input_json(const struct analytics_event *events, size_t count,
+                        enum ingest_status want, const bool *pending)
+{
+    struct buf out = BUF_INIT;
+    struct jw w;
+
+    jw_init(&w, &out);
+    jw_array_begin(&w);
+    for (size_t i = 0; i < count; i++) {
+        const struct analytics_event *e = &events[i];
+        if (e->status != want || (pending && !pending[i]))
+            continue;
+        jw_object_begin(&w);
+        jw_key(&w, "i");           jw_int(&w, (long long)i);
+        jw_key(&w, "event_id");    jw_string(&w, e->event_id);
+        jw_key(&w, "event_type");  jw_string(&w, e->event_type);
+        jw_key(&w, "user_id");     jw_string(&w, e->user_id);
+        jw_key(&w, "occurred_at"); jw_string(&w, e->occurred_at[0] ? e->occurred_at : NULL);
+        jw_key(&w, "payload");     jw_raw(&w, e->payload);
+        jw_key(&w, "session_id");  jw_string(&w, e->session_id[0] ? e->session_id : NULL);
+        jw_key(&w, "speaker_id");  jw_string(&w, e->speaker_id[0] ? e->speaker_id : NULL);
+        jw_object_end(&w);
+    }
+    jw_array_end(&w);
+    return buf_release(&out, NULL);
+}
+
+/* Index of envelopes by event id, to find the first one a returned row names. */
+struct id_index {
+    const char *id;
+    size_t i;
+};
+
+static int id_index_cmp(const void *a, const void *b)
+{
+    const struct id_index *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Marks the first still-pending envelope with this id as created; returns its index. */
+static long mark_created(struct id_index *index, size_t n, const char *id,
+                         struct analytics_event *events, bool *pending)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {                        /* lower bound of id */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(index[mid].id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < n && strcmp(index[lo].id, id) == 0; lo++) {
+        size_t i = index[lo].i;
+        if (pending[i]) {
+            pending[i] = false;
+            events[i].status = INGEST_CREATED;
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+static enum et_err classify_not_new(struct pg *db, const char *organization_id,
+                                    struct analytics_event *events, size_t count,
+                                    const bool *pending, struct problem *p)
+{
+    char *json = input_json(events, count, INGEST_DUPLICATE, pending);
+    const char *params[] = {json, organization_id};
+    PGresult *res;
+
+    if (json == NULL)
+        return problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+    res = pg_exec(db, &stmt_compare, params, p);
+    free(json);
+    if (res == NULL)
+        return p->err;
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = (size_t)strtoul(PQgetvalue(res, r, 0), NULL, 10);
+        if (i >= count || strcmp(PQgetvalue(res, r, 1), "t") == 0)
+            continue;
+        events[i].status = INGEST_REJECTED;
+        events[i].error = ET_ERR_CONFLICT;
+        snprintf(events[i].error_detail, sizeof events[i].error_detail,
+                 "event id %s was already logged with a different type, user or payload",
+                 events[i].event_id);
+    }
+    PQclear(res);
+    return ET_OK;
+}
+
+enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *organization_id,
+                             struct analytics_event *events, size_t count, struct problem *p)
+{
+    struct id_index *index = calloc(count, sizeof *index);
+    bool *pending = calloc(count, sizeof *pending);
+    struct board_increment *incs = calloc(count, sizeof *incs);
+    char *json = NULL;
+    PGresult *res = NULL;
+    size_t n = 0, nincs = 0, npending = 0;
+    enum et_err err;
+
+    if (index == NULL || pending == NULL || incs == NULL) {
+        err = problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+        goto done;
+    }
+    /* Every envelope that passed validation starts as "not new"; the insert
+     * promotes the ones PostgreSQL accepted (design note 1). */
+    for (size_t i = 0; i < count; i++) {
+        if (events[i].status == INGEST_REJECTED)
+            continue;
+        events[i].status = INGEST_DUPLICATE;
+        pending[i] = true;
+        index[n++] = (struct id_index){events[i].event_id, i};
+    }
+    err = ET_OK;
+    if (n == 0)
+        goto done;
+    qsort(index, n, sizeof *index, id_index_cmp);
+
+    json = input_json(events, count, INGEST_DUPLICATE, NULL);
+    if (json == NULL) {
+        err = problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+        goto done;
+    }
+    const char *params[] = {json, organization_id};
+    if ((res = pg_exec(db, &stmt_ingest, params, p)) == NULL) {
+        err = p->err;
+        goto done;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        long i = mark_created(index, n, PQgetvalue(res, r, 0), events, pending);
+        if (i >= 0 && !PQgetisnull(res, r, 1)) {
+            incs[nincs++] = (struct board_increment){
+                .event_id = PQgetvalue(res, r, 1),
+                .speaker_id = PQgetvalue(res, r, 2),
+                .analytics_event_id = events[i].event_id,
+            };
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        npending += pending[i];
+    if (npending > 0 && (err = classify_not_new(db, organization_id, events, count, pending, p)) != ET_OK)
+        goto done;
+    /* Design note 5: after the commit, new views only; failures stay in Redis' court. */
+    if (nincs > 0) {
+        struct problem ignored = {0};
+        leaderboard_apply(redis, incs, nincs, &ignored);
+    }
+done:
+    PQclear(res);
+    free(json);
+    free(incs);
+    free(pending);
+    free(index);
+    return err;
+}

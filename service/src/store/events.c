@@ -1,0 +1,155 @@
+/*
+ * store/events.c - events (conferences) and their sessions.
+ *
+ * A session carries its event's organization, copied by the INSERT itself
+ * from the event row and pinned by the composite foreign key
+ * (event_id, organization_id) -> events: the database, not this code,
+ * guarantees that the organization charged for a registration is the one
+ * that runs the session's event.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store/pg.h"
+#include "store/store.h"
+
+#define EVENT_COLUMNS \
+    "id, organization_id, name, " SQL_RFC3339("starts_at") ", " SQL_RFC3339("created_at")
+#define SESSION_COLUMNS "id, event_id, title, speaker_id, " SQL_RFC3339("created_at")
+
+static const struct pg_stmt stmt_event_create = {
+    "events_create",
+    "INSERT INTO events (id, organization_id, name, starts_at)"
+    " VALUES ($1, $2, $3, $4::timestamptz)"
+    " ON CONFLICT (id) DO NOTHING"
+    " RETURNING " EVENT_COLUMNS,
+    4};
+
+static const struct pg_stmt stmt_event_get = {
+    "events_get", "SELECT " EVENT_COLUMNS " FROM events WHERE id = $1", 1};
+
+static const struct pg_stmt stmt_session_create = {
+    "sessions_create",
+    "INSERT INTO sessions (id, event_id, organization_id, title, speaker_id)"
+    " SELECT $1, e.id, e.organization_id, $3, $4 FROM events e WHERE e.id = $2"
+    " ON CONFLICT (id) DO NOTHING"
+    " RETURNING " SESSION_COLUMNS,
+    4};
+
+/* Why a session insert returned nothing: the event is missing, or the id is taken. */
+static const struct pg_stmt stmt_session_refusal = {
+    "sessions_refusal",
+    "SELECT EXISTS (SELECT 1 FROM events WHERE id = $1),"
+    "       EXISTS (SELECT 1 FROM sessions WHERE id = $2)",
+    2};
+
+static const struct pg_stmt stmt_session_get = {
+    "sessions_get", "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = $1", 1};
+
+static void event_from_row(const PGresult *res, struct event *e)
+{
+    snprintf(e->id, sizeof e->id, "%s", PQgetvalue(res, 0, 0));
+    snprintf(e->organization_id, sizeof e->organization_id, "%s", PQgetvalue(res, 0, 1));
+    snprintf(e->name, sizeof e->name, "%s", PQgetvalue(res, 0, 2));
+    snprintf(e->starts_at, sizeof e->starts_at, "%s", PQgetvalue(res, 0, 3));
+    snprintf(e->created_at, sizeof e->created_at, "%s", PQgetvalue(res, 0, 4));
+}
+
+static void session_from_row(const PGresult *res, struct session *s)
+{
+    snprintf(s->id, sizeof s->id, "%s", PQgetvalue(res, 0, 0));
+    snprintf(s->event_id, sizeof s->event_id, "%s", PQgetvalue(res, 0, 1));
+    snprintf(s->title, sizeof s->title, "%s", PQgetvalue(res, 0, 2));
+    snprintf(s->speaker_id, sizeof s->speaker_id, "%s", PQgetvalue(res, 0, 3));
+    snprintf(s->created_at, sizeof s->created_at, "%s", PQgetvalue(res, 0, 4));
+}
+
+enum et_err events_create(struct pg *db, struct event *ev, struct problem *p)
+{
+    const char *params[] = {ev->id, ev->organization_id, ev->name,
+                            ev->starts_at[0] ? ev->starts_at : NULL};
+    PGresult *res;
+
+    if (ev->id[0] == '\0')
+        id_generate(ev->id, "evt");
+    if ((res = pg_exec(db, &stmt_event_create, params, p)) == NULL) {
+        if (strcmp(pg_sqlstate(db), "23503") == 0) {        /* foreign key: no such org */
+            problem_clear(p);
+            problem_field(p, "organization_id", "no such organization");
+            return problem_set(p, ET_ERR_INVALID, NULL, "the event refers to an unknown organization");
+        }
+        if (strncmp(pg_sqlstate(db), "22", 2) == 0) {      /* e.g. February 30th */
+            problem_clear(p);
+            problem_field(p, "starts_at", "is not a valid date-time");
+            return problem_set(p, ET_ERR_INVALID, NULL, "the request body has invalid fields");
+        }
+        return p->err;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return problem_set(p, ET_ERR_CONFLICT, "already-exists", "event %s already exists", ev->id);
+    }
+    event_from_row(res, ev);
+    PQclear(res);
+    return ET_OK;
+}
+
+enum et_err events_get(struct pg *db, const char *id, struct event *out, struct problem *p)
+{
+    const char *params[] = {id};
+    PGresult *res = pg_exec(db, &stmt_event_get, params, p);
+
+    if (res == NULL)
+        return p->err;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no event %s", id);
+    }
+    event_from_row(res, out);
+    PQclear(res);
+    return ET_OK;
+}
+
+enum et_err sessions_create(struct pg *db, struct session *s, struct problem *p)
+{
+    const char *params[] = {s->id, s->event_id, s->title, s->speaker_id};
+    const char *why_params[] = {s->event_id, s->id};
+    PGresult *res;
+    bool event_exists;
+
+    if (s->id[0] == '\0')
+        id_generate(s->id, "ses");
+    if ((res = pg_exec(db, &stmt_session_create, params, p)) == NULL)
+        return p->err;
+    if (PQntuples(res) == 1) {
+        session_from_row(res, s);
+        PQclear(res);
+        return ET_OK;
+    }
+    PQclear(res);
+    if ((res = pg_exec(db, &stmt_session_refusal, why_params, p)) == NULL)
+        return p->err;
+    event_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!event_exists) {
+        problem_field(p, "event_id", "no such event");
+        return problem_set(p, ET_ERR_INVALID, NULL, "the session refers to an unknown event");
+    }
+    return problem_set(p, ET_ERR_CONFLICT, "already-exists", "session %s already exists", s->id);
+}
+
+enum et_err sessions_get(struct pg *db, const char *id, struct session *out, struct problem *p)
+{
+    const char *params[] = {id};
+    PGresult *res = pg_exec(db, &stmt_session_get, params, p);
+
+    if (res == NULL)
+        return p->err;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no session %s", id);
+    }
+    session_from_row(res, out);
+    PQclear(res);
+    return ET_OK;
+}

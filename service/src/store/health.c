@@ -1,0 +1,24 @@
+/*
+ * store/health.c - store gauges and counters for /metrics.
+ */
+#include "store/pg.h"
+#include "store/redis.h"
+#include "store/store.h"
+
+void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out)
+{
+    buf_printf(out,
+               "# HELP eventtrack_store_connections Open connections, one per worker thread and store.\n"
+               "# TYPE eventtrack_store_connections gauge\n"
+               "eventtrack_store_connections{store=\"postgres\"} %ld\n"
+               "eventtrack_store_connections{store=\"redis\"} %ld\n"
+               "# HELP eventtrack_store_errors_total Connection failures and failed statements or commands.\n"
+               "# TYPE eventtrack_store_errors_total counter\n"
+               "eventtrack_store_errors_total{store=\"postgres\"} %ld\n"
+               "eventtrack_store_errors_total{store=\"redis\"} %ld\n"
+               "# HELP eventtrack_leaderboard_apply_failures_total Logged session views not applied to Redis.\n"
+               "# TYPE eventtrack_leaderboard_apply_failures_total counter\n"
+               "eventtrack_leaderboard_apply_failures_total %ld\n",
+               pg_pool_connections(pg), rds_pool_connections(redis), pg_pool_errors(pg),
+               rds_pool_errors(redis), leaderboard_apply_failures());
+}

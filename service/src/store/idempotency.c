@@ -1,0 +1,131 @@
+/*
+ * store/idempotency.c - Idempotency-Key: one effect per key, its response replayed.
+ *
+ * Design notes
+ *  1. The stored response is written in the same transaction as the effect,
+ *     so a crash can leave neither an effect without its record (a retry
+ *     would apply it twice: a second top-up) nor a record without its effect.
+ *  2. "Still running" is a transaction-scoped advisory lock on the key's
+ *     hash, taken with pg_try_advisory_xact_lock: a concurrent request with
+ *     the same key does not wait, it gets 409 at once. The lock dies with the
+ *     transaction or the connection, so no crash leaves a key stuck.
+ *  3. The lookup is a separate statement after the lock: under READ
+ *     COMMITTED each statement takes a fresh snapshot, so it sees the record
+ *     of a holder that committed just before we got the lock.
+ *  4. The operation runs after SAVEPOINT op. A refused operation (4xx)
+ *     rolls back to it, so the transaction stays usable for the record, and
+ *     nothing but the record survives.
+ *  5. "Same request" compares bodies as JSON values (jsonb equality), so
+ *     whitespace and key order do not make a retry "different".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg.h"
+#include "store/store.h"
+
+static const struct pg_stmt stmt_lock = {
+    "idempotency_lock",
+    "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 0))", 2};
+
+static const struct pg_stmt stmt_lookup = {
+    "idempotency_lookup",
+    "SELECT status, response_body, request = $3::jsonb"
+    "  FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    3};
+
+static const struct pg_stmt stmt_record = {
+    "idempotency_record",
+    "INSERT INTO idempotency_keys (scope, key, request, status, response_body)"
+    " VALUES ($1, $2, $3::jsonb, $4::smallint, $5)",
+    5};
+
+void idempotency_abort(struct pg *db)
+{
+    struct problem ignored = {0};
+    pg_command(db, "ROLLBACK", &ignored);
+}
+
+enum et_err idempotency_begin(struct pg *db, const char *scope, const char *key,
+                              const char *request, size_t request_len, bool *replay,
+                              int *status, struct buf *body, struct problem *p)
+{
+    char *req = strndup(request, request_len);
+    const char *lock_params[] = {scope, key};
+    const char *lookup_params[] = {scope, key, req};
+    PGresult *res = NULL;
+    enum et_err err;
+
+    *replay = false;
+    if (req == NULL)
+        return problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+    if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
+        goto done;
+    if ((res = pg_exec(db, &stmt_lock, lock_params, p)) == NULL)
+        goto fail;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        problem_set(p, ET_ERR_CONFLICT, "idempotency-key-in-progress",
+                    "a request with this Idempotency-Key is still being processed");
+        goto fail;
+    }
+    PQclear(res);
+    if ((res = pg_exec(db, &stmt_lookup, lookup_params, p)) == NULL)
+        goto fail;
+    if (PQntuples(res) == 1) {
+        if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+            problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
+                        "this Idempotency-Key was used with a different request body");
+            goto fail;
+        }
+        *replay = true;
+        *status = atoi(PQgetvalue(res, 0, 0));
+        buf_append(body, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+        idempotency_abort(db);
+        err = ET_OK;
+        goto done;
+    }
+    if ((err = pg_command(db, "SAVEPOINT op", p)) != ET_OK)
+        goto fail;
+    err = ET_OK;
+    goto done;
+fail:
+    err = p->err;
+    idempotency_abort(db);
+done:
+    PQclear(res);
+    free(req);
+    return err;
+}
+
+enum et_err idempotency_finish(struct pg *db, const char *scope, const char *key,
+                               const char *request, size_t request_len, int status,
+                               const char *body, struct problem *p)
+{
+    char *req = strndup(request, request_len);
+    char status_text[8];
+    const char *params[] = {scope, key, req, status_text, body};
+    PGresult *res;
+    enum et_err err = ET_OK;
+
+    if (req == NULL) {
+        idempotency_abort(db);
+        return problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+    }
+    snprintf(status_text, sizeof status_text, "%d", status);
+    if ((status < 200 || status > 299) &&
+        (err = pg_command(db, "ROLLBACK TO SAVEPOINT op", p)) != ET_OK)
+        goto fail;
+    if ((res = pg_exec(db, &stmt_record, params, p)) == NULL) {
+        err = p->err;
+        goto fail;
+    }
+    PQclear(res);
+    if ((err = pg_command(db, "COMMIT", p)) == ET_OK)
+        goto done;
+fail:
+    idempotency_abort(db);
+done:
+    free(req);
+    return err;
+}

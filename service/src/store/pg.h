@@ -1,0 +1,53 @@
+/*
+ * store/pg.h - PostgreSQL connections, prepared statements, SQLSTATE -> et_err.
+ *
+ * A libpq connection is not thread-safe, so each worker thread owns one,
+ * opened on first use and reopened after it breaks (design notes in pg.c).
+ * Only store/ includes this header: no PGresult leaves the store.
+ */
+#ifndef ET_STORE_PG_H
+#define ET_STORE_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "errors.h"
+#include "store/store.h"
+
+struct pg_pool;     /* process-wide: connection string and counters */
+struct pg;          /* one thread's connection */
+
+/* A statement prepared once per connection under `name`. Define as static const. */
+struct pg_stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+/* Renders a timestamptz column as RFC 3339 UTC with microseconds. */
+#define SQL_RFC3339(col) \
+    "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+
+
+/*
+ * Runs a prepared statement with text parameters (NULL = SQL NULL). Returns
+ * the result (caller PQclear()s it), or NULL with p filled from the SQLSTATE;
+ * pg_sqlstate()/pg_constraint() then tell which rule refused the statement.
+ */
+PGresult *pg_exec(struct pg *db, const struct pg_stmt *st, const char *const *params,
+                  struct problem *p);
+/* A parameterless utility command: BEGIN, COMMIT, SAVEPOINT ... */
+enum et_err pg_command(struct pg *db, const char *sql, struct problem *p);
+
+const char *pg_sqlstate(const struct pg *db);       /* of the last failure, "" if none */
+const char *pg_constraint(const struct pg *db);     /* constraint named by it, "" if none */
+
+/* The raw connection, for the migration runner's multi-statement scripts. */
+PGconn *pg_conn(struct pg *db);
+
+
+long pg_pool_connections(const struct pg_pool *pool);
+long pg_pool_errors(const struct pg_pool *pool);
+
+#endif

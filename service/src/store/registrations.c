@@ -1,0 +1,148 @@
+/*
+ * store/registrations.c - registrations, and constraint A.
+ *
+ * Design notes (the credit rule)
+ *  1. One statement does everything: debit one credit, insert the
+ *     registration, append the ledger row. PostgreSQL runs a statement as one
+ *     transaction, so the three commit together or not at all; there is no
+ *     window in which a credit is gone and no registration exists, or the
+ *     reverse.
+ *  2. The debit is `UPDATE ... SET credits = credits - 1 WHERE credits > 0`.
+ *     It takes the organization's row lock; a concurrent registration for the
+ *     same organization waits for it and then re-evaluates `credits > 0`
+ *     against the newly committed row (READ COMMITTED's re-check), so an
+ *     organization with N credits admits exactly N registrations, and the
+ *     CHECK (credits >= 0) is a second wall that is never reached.
+ *  3. "Already registered" is decided by the UNIQUE (session_id, user_id)
+ *     constraint, never by a look-then-insert (a TOCTOU race). Its violation
+ *     aborts the whole statement, so the debit is undone with it.
+ *  4. The debit only happens for a session that belongs to the paying
+ *     organization; the composite foreign key on registrations proves the
+ *     same thing again inside the database.
+ *  5. When nothing was written, one read explains why (409, 422 or 402). It
+ *     runs after the refusal and reports the state it sees; it never changes
+ *     anything.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg.h"
+#include "store/store.h"
+
+static const struct pg_stmt stmt_register = {
+    "registrations_create",
+    "WITH debit AS ("
+    "  UPDATE organizations o SET credits = o.credits - 1"
+    "   WHERE o.id = $3 AND o.credits > 0"
+    "     AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = $2 AND s.organization_id = $3)"
+    "  RETURNING o.credits"
+    "), registration AS ("
+    "  INSERT INTO registrations (id, session_id, organization_id, user_id, ticket_type, price_paid)"
+    "  SELECT $1, $2, $3, $4, $5, $6::numeric FROM debit"
+    "  RETURNING id, price_paid, registered_at"
+    "), entry AS ("
+    "  INSERT INTO credit_ledger (organization_id, kind, delta, registration_id)"
+    "  SELECT $3, 'registration', -1, id FROM registration"
+    ")"
+    "SELECT r.price_paid, " SQL_RFC3339("r.registered_at") ", d.credits"
+    "  FROM registration r, debit d",
+    6};
+
+/* Design note 5: why a registration was refused. */
+static const struct pg_stmt stmt_refusal = {
+    "registrations_refusal",
+    "SELECT (SELECT credits FROM organizations WHERE id = $1),"
+    "       (SELECT organization_id FROM sessions WHERE id = $2),"
+    "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3)",
+    3};
+
+static const struct pg_stmt stmt_get = {
+    "registrations_get",
+    "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
+    SQL_RFC3339("r.registered_at") ", o.credits"
+    "  FROM registrations r JOIN organizations o ON o.id = r.organization_id"
+    " WHERE r.id = $1",
+    1};
+
+static enum et_err registration_refused(struct pg *db, const struct registration *r,
+                                        struct problem *p)
+{
+    const char *params[] = {r->organization_id, r->session_id, r->user_id};
+    PGresult *res = pg_exec(db, &stmt_refusal, params, p);
+    enum et_err err;
+
+    if (res == NULL)
+        return p->err;
+    if (PQgetisnull(res, 0, 0)) {
+        problem_field(p, "organization_id", "no such organization");
+        err = problem_set(p, ET_ERR_INVALID, NULL, "the registration refers to an unknown organization");
+    } else if (PQgetisnull(res, 0, 1)) {
+        problem_field(p, "session_id", "no such session");
+        err = problem_set(p, ET_ERR_INVALID, NULL, "the registration refers to an unknown session");
+    } else if (strcmp(PQgetvalue(res, 0, 1), r->organization_id) != 0) {
+        problem_field(p, "organization_id", "does not run the event of this session");
+        err = problem_set(p, ET_ERR_INVALID, NULL,
+                          "organization %s does not run the event of session %s",
+                          r->organization_id, r->session_id);
+    } else if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+        err = problem_set(p, ET_ERR_CONFLICT, "already-registered",
+                          "user %s is already registered for session %s", r->user_id,
+                          r->session_id);
+    } else {
+        err = problem_set(p, ET_ERR_NO_CREDIT, "insufficient-credits",
+                          "organization %s has no credit left", r->organization_id);
+    }
+    PQclear(res);
+    return err;
+}
+
+enum et_err registrations_create(struct pg *db, struct registration *r, struct problem *p)
+{
+    const char *params[] = {r->id, r->session_id, r->organization_id, r->user_id, r->ticket_type,
+                            r->price_paid};
+    PGresult *res;
+
+    id_generate(r->id, "reg");
+    if ((res = pg_exec(db, &stmt_register, params, p)) == NULL) {
+        if (strcmp(pg_sqlstate(db), "23505") == 0 &&
+            strcmp(pg_constraint(db), "registrations_one_per_user") == 0)
+            return problem_set(p, ET_ERR_CONFLICT, "already-registered",
+                               "user %s is already registered for session %s", r->user_id,
+                               r->session_id);
+        return p->err;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return registration_refused(db, r, p);
+    }
+    snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, 0, 0));
+    snprintf(r->registered_at, sizeof r->registered_at, "%s", PQgetvalue(res, 0, 1));
+    r->credits_remaining = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    PQclear(res);
+    return ET_OK;
+}
+
+enum et_err registrations_get(struct pg *db, const char *id, struct registration *out,
+                              struct problem *p)
+{
+    const char *params[] = {id};
+    PGresult *res = pg_exec(db, &stmt_get, params, p);
+
+    if (res == NULL)
+        return p->err;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no registration %s", id);
+    }
+    snprintf(out->id, sizeof out->id, "%s", PQgetvalue(res, 0, 0));
+    snprintf(out->session_id, sizeof out->session_id, "%s", PQgetvalue(res, 0, 1));
+    snprintf(out->user_id, sizeof out->user_id, "%s", PQgetvalue(res, 0, 2));
+    snprintf(out->organization_id, sizeof out->organization_id, "%s", PQgetvalue(res, 0, 3));
+    snprintf(out->ticket_type, sizeof out->ticket_type, "%s", PQgetvalue(res, 0, 4));
+    snprintf(out->price_paid, sizeof out->price_paid, "%s", PQgetvalue(res, 0, 5));
+    snprintf(out->registered_at, sizeof out->registered_at, "%s", PQgetvalue(res, 0, 6));
+    out->credits_remaining = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    PQclear(res);
+    return ET_OK;
+}

@@ -1,0 +1,117 @@
+/*
+ * store/store.h - the whole persistence interface of EventTrack, on one page.
+ *
+ * Handlers call these verbs and nothing below them. PostgreSQL is the source
+ * of truth for everything; Redis holds the leaderboards, a view derived from
+ * the analytics log that can always be rebuilt (docs/adr/0001). Every verb
+ * returns ET_OK or fills the problem; none returns an HTTP status.
+ */
+#ifndef ET_STORE_H
+#define ET_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "model.h"
+
+struct pg;
+struct pg_pool;
+struct rds_pool;
+struct redis_target;
+
+/* Lifecycle (main.c). Pools are process-wide handles; connections hang off
+ * them per worker thread. One-off connections serve the CLI commands. */
+struct pg_pool *pg_pool_new(const char *conninfo);
+void pg_pool_free(struct pg_pool *pool);                         /* NULL is a no-op */
+struct rds_pool *rds_pool_new(const struct redis_target *target);
+void rds_pool_free(struct rds_pool *pool);                       /* NULL is a no-op */
+struct pg *pg_open(const char *conninfo, struct problem *p);
+void pg_close(struct pg *db);                                    /* NULL is a no-op */
+
+/* This thread's PostgreSQL connection, (re)opened as needed; NULL with
+ * p = unavailable when PostgreSQL cannot be reached. */
+struct pg *pg_session(struct pg_pool *pool, struct problem *p);
+
+/* Health and gauges for /readyz and /metrics (store/health.c). */
+bool pg_ping(struct pg_pool *pool);
+bool rds_ping(struct rds_pool *pool);
+void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out);
+
+/* Organizations and credits (store/organizations.c). */
+enum et_err organizations_create(struct pg *db, struct organization *org, struct problem *p);
+enum et_err organizations_get(struct pg *db, const char *id, struct organization *out,
+                              struct problem *p);
+enum et_err credits_balance(struct pg *db, const char *organization_id, long long *balance,
+                            struct problem *p);
+enum et_err credits_top_up(struct pg *db, const char *organization_id, const struct top_up *t,
+                           long long *balance, struct problem *p);
+
+/* Events (conferences) and their sessions (store/events.c). */
+enum et_err events_create(struct pg *db, struct event *ev, struct problem *p);
+enum et_err events_get(struct pg *db, const char *id, struct event *out, struct problem *p);
+enum et_err sessions_create(struct pg *db, struct session *s, struct problem *p);
+enum et_err sessions_get(struct pg *db, const char *id, struct session *out, struct problem *p);
+
+/* Registrations, constraint A (store/registrations.c). */
+enum et_err registrations_create(struct pg *db, struct registration *r, struct problem *p);
+enum et_err registrations_get(struct pg *db, const char *id, struct registration *out,
+                              struct problem *p);
+
+/*
+ * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
+ * transaction with its stored response:
+ *   idempotency_begin  -> ET_OK and *replay set: answer *status / body as stored;
+ *                         ET_OK, no replay: run the operation on the same db;
+ *   idempotency_finish -> stores the response and commits (a non-2xx outcome
+ *                         first rolls back whatever the operation did);
+ *   idempotency_abort  -> rolls back, stores nothing (store failures, 5xx).
+ */
+enum et_err idempotency_begin(struct pg *db, const char *scope, const char *key,
+                              const char *request, size_t request_len, bool *replay,
+                              int *status, struct buf *body, struct problem *p);
+enum et_err idempotency_finish(struct pg *db, const char *scope, const char *key,
+                               const char *request, size_t request_len, int status,
+                               const char *body, struct problem *p);
+void idempotency_abort(struct pg *db);
+
+/*
+ * Analytics ingest, constraint C (store/analytics.c). Logs every envelope not
+ * already rejected, in one statement, and marks each CREATED, DUPLICATE or
+ * REJECTED (event-id conflict). `organization_id` scopes leaderboard effects
+ * to that organization's sessions (NULL: any). Newly created session_views
+ * are then applied to the leaderboards in Redis; Redis trouble is counted and
+ * logged, never returned (ADR 0001).
+ */
+enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *organization_id,
+                             struct analytics_event *events, size_t count, struct problem *p);
+
+/* Leaderboards, constraint B (store/leaderboards.c): Redis only. */
+#define LEADERBOARD_TOP_MAX 100
+enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long long top_n,
+                            struct leaderboard_entry *out, size_t *count, struct problem *p);
+enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
+                                const char *speaker_id, struct leaderboard_entry *out,
+                                struct problem *p);
+/* Applies newly logged session views (exactly once per analytics event id). */
+struct board_increment {
+    const char *event_id;          /* the conference */
+    const char *speaker_id;
+    const char *analytics_event_id;
+};
+enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increment *inc,
+                              size_t count, struct problem *p);
+long leaderboard_apply_failures(void);
+/* Recomputes one conference's board (or every board when event_id is NULL)
+ * from PostgreSQL, on the given one-off connections. */
+enum et_err leaderboard_rebuild(struct pg *db, const struct redis_target *redis,
+                                const char *event_id, size_t *boards, size_t *events,
+                                struct problem *p);
+
+/* Schema migrations (store/migrate.c). */
+enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p);
+/* Number of embedded migrations not yet applied, or -1 if it cannot tell. */
+long migrate_pending(struct pg *db);
+
+#endif
