@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# deploy/local/packages.sh — install the Debian 12 packages EventTrack needs to
+# build, test and run locally, but only those that are missing.
+#
+# Why a script: scripts/serve and scripts/test call it first, so a fresh
+# machine needs no setup steps, while a ready one pays one dpkg-query and
+# prints nothing (no apt-get update unless something is missing).
+#
+# Notes on names (checked with apt-cache on Debian 12):
+#   - postgresql-15 already contains pgbench and the contrib modules
+#     (it Provides postgresql-contrib-15, a virtual package).
+#   - Installing postgresql-15 makes Debian create and start a default cluster
+#     on port 5432. That is harmless: deploy/local/stores.sh runs its own
+#     cluster under .local/ on ET_PG_PORT and never uses the default one.
+set -euo pipefail
+
+PROG="packages.sh"
+die() { echo "$PROG: error: $*" >&2; exit 1; }
+
+PACKAGES=(
+    # build
+    build-essential cmake pkg-config
+    libmicrohttpd-dev libpq-dev libhiredis-dev libcjson-dev
+    libcriterion-dev libcurl4-openssl-dev
+    # stores (deploy/local/stores.sh): server, psql/createdb, redis-cli
+    postgresql-15 postgresql-client-15 redis-server redis-tools
+    # test tooling: `docker-compose config` check, HTTP pokes, JSON in scripts
+    docker-compose curl jq
+)
+
+command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian 12 only"
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == installed ]] || missing+=("$pkg")
+done
+((${#missing[@]} == 0)) && exit 0
+
+SUDO=()
+if ((EUID != 0)); then
+    command -v sudo >/dev/null || die "missing packages (${missing[*]}) and no sudo: install them as root"
+    SUDO=(sudo)
+fi
+
+echo "$PROG: installing ${missing[*]}"
+# env: sudo resets the environment, so pass the frontend on its command line.
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
+    die "apt-get update failed"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+    die "apt-get install failed for: ${missing[*]}"

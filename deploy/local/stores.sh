@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# deploy/local/stores.sh — a private PostgreSQL 15 cluster and Redis 7 server
+# for EventTrack, kept under <repo>/.local/ (git-ignored).
+#
+# Why private: the service and its tests must never depend on whatever the
+# machine already runs (Debian's default cluster on 5432, a system Redis on
+# 6379), and several checkouts can run side by side on other ports.
+#
+#   stores.sh start    initialise on first use, start both, wait until they
+#                      answer, create the eventtrack and eventtrack_test dbs
+#   stores.sh stop     stop both cleanly (no-op when already stopped)
+#   stores.sh status   print their state; exit 0 only when both are running
+#   stores.sh psql [ARGS]  psql as eventtrack (default db eventtrack)
+#   stores.sh env      print export lines for EVENTTRACK_DATABASE_URL/REDIS_URL
+#
+# Ports: ET_PG_PORT (default 55432), ET_REDIS_PORT (default 56379), both on
+# 127.0.0.1 only. PostgreSQL binaries: ET_PG_BIN (default
+# /usr/lib/postgresql/15/bin). Layout:
+#   .local/postgres  data directory      .local/redis  Redis dir (AOF + RDB)
+#   .local/run       sockets, pid files  .local/log    postgres.log, redis.log
+# initdb and postgres refuse to run as root, so as root they run as the
+# `postgres` system user created by Debian's postgresql package.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PROG="stores.sh"
+
+PG_PORT=${ET_PG_PORT:-55432}
+REDIS_PORT=${ET_REDIS_PORT:-56379}
+PG_BIN=${ET_PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_USER=eventtrack
+DATABASES=(eventtrack eventtrack_test)
+WAIT_SECONDS=60
+
+LOCAL="$ROOT/.local"
+PGDATA_DIR="$LOCAL/postgres"
+REDIS_DIR="$LOCAL/redis"
+RUN_DIR="$LOCAL/run"
+LOG_DIR="$LOCAL/log"
+PG_LOG="$LOG_DIR/postgres.log"
+REDIS_LOG="$LOG_DIR/redis.log"
+REDIS_PID="$RUN_DIR/redis.pid"
+REDIS_CONF="$ROOT/config/redis.conf"
+
+die() { echo "$PROG: error: $*" >&2; exit 1; }
+say() { echo "$PROG: $*"; }
+
+# Print the last lines of a log to stderr, to explain a failure.
+log_tail() {
+    if [[ -r $1 ]]; then
+        echo "---- last lines of $1 ----" >&2
+        tail -n 25 "$1" >&2 || true
+        echo "----" >&2
+    fi
+}
+
+check_port() {
+    if ! [[ $2 =~ ^[0-9]{1,5}$ ]] || ((10#$2 < 1 || 10#$2 > 65535)); then
+        die "$1='$2' is not a TCP port"
+    fi
+}
+
+# Run a PostgreSQL server-side command (initdb, pg_ctl) as the cluster owner:
+# the postgres system user when we are root, else ourselves. From / so that a
+# current directory the postgres user cannot enter does not matter.
+as_pg() {
+    if ((EUID == 0)); then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+# Client tools connect over TCP with trust auth, so any OS user may run them.
+pg_client() {
+    local tool=$1; shift
+    "$PG_BIN/$tool" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$@"
+}
+
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+need_tools() {
+    [[ -x $PG_BIN/pg_ctl ]] || die "$PG_BIN/pg_ctl not found: install postgresql-15 (deploy/local/packages.sh) or set ET_PG_BIN"
+    command -v redis-server >/dev/null || die "redis-server not found: install redis-server (deploy/local/packages.sh)"
+    command -v redis-cli >/dev/null || die "redis-cli not found: install redis-tools (deploy/local/packages.sh)"
+    if ((EUID == 0)); then
+        id -u postgres >/dev/null 2>&1 || die "no 'postgres' system user: install postgresql-15 (deploy/local/packages.sh)"
+        command -v runuser >/dev/null || die "runuser not found (util-linux)"
+    fi
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+pg_running() {
+    [[ -f $PGDATA_DIR/PG_VERSION ]] || return 1
+    as_pg "$PG_BIN/pg_ctl" status -D "$PGDATA_DIR" >/dev/null 2>&1
+}
+
+pg_pid() { head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || echo "?"; }
+
+# The port this cluster was started on (line 4 of postmaster.pid), so status
+# and stop report the truth even when ET_PG_PORT differs from that start.
+pg_running_port() { sed -n 4p "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true; }
+
+pg_prepare_dirs() {
+    mkdir -p "$LOCAL" "$RUN_DIR" "$LOG_DIR"
+    chmod 0755 "$LOCAL"
+    if ((EUID == 0)); then
+        chown postgres:postgres "$RUN_DIR" "$LOG_DIR"
+        # The postgres user must be able to reach .local through every parent.
+        runuser -u postgres -- test -w "$RUN_DIR" ||
+            die "the postgres user cannot write $RUN_DIR (a parent directory of $ROOT is not world-searchable?)"
+    elif [[ -e $PGDATA_DIR && ! -O $PGDATA_DIR ]]; then
+        die "$PGDATA_DIR belongs to $(stat -c %U "$PGDATA_DIR"), not to you: run as that user or as root"
+    fi
+    # pg_ctl hands the -o options to /bin/sh, inside single quotes.
+    [[ $ROOT != *[\'\"]* ]] || die "the checkout path $ROOT contains a quote: move it"
+    # The socket path must fit in sun_path (107 bytes with the file name).
+    local sock="$RUN_DIR/.s.PGSQL.$PG_PORT.lock"
+    ((${#sock} <= 107)) || die "socket path $RUN_DIR is too long for a Unix socket: move the checkout to a shorter path"
+}
+
+pg_init() {
+    [[ -f $PGDATA_DIR/PG_VERSION ]] && return 0
+    if [[ -e $PGDATA_DIR ]]; then
+        die "$PGDATA_DIR exists but is not a PostgreSQL data directory: remove it to start over"
+    fi
+    say "initialising PostgreSQL cluster in $PGDATA_DIR"
+    # initdb into a scratch directory and rename it, so an interrupted initdb
+    # never leaves a half-made data directory behind.
+    local tmp="$LOCAL/postgres.initdb"
+    rm -rf "$tmp"
+    mkdir -m 0700 "$tmp"
+    ((EUID == 0)) && chown postgres:postgres "$tmp"
+    if ! as_pg "$PG_BIN/initdb" -D "$tmp" --auth=trust --username="$PG_USER" \
+        -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/initdb.log" 2>&1; then
+        rm -rf "$tmp"
+        log_tail "$LOG_DIR/initdb.log"
+        die "initdb failed (full output in $LOG_DIR/initdb.log)"
+    fi
+    mv "$tmp" "$PGDATA_DIR"
+}
+
+pg_start() {
+    if pg_running; then
+        say "postgres already running (pid $(pg_pid), port $(pg_running_port))"
+        return 0
+    fi
+    # pg_isready: 0 accepting, 1 rejecting (starting up), 2 nobody there.
+    local rc=0
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2 >/dev/null 2>&1 || rc=$?
+    if ((rc != 2 && rc != 3)); then
+        die "another PostgreSQL already answers on 127.0.0.1:$PG_PORT: stop it or set ET_PG_PORT"
+    fi
+    pg_init
+    # Small dev/test cluster. fsync and synchronous_commit stay ON on purpose:
+    # the credit rule (one credit per registration, never below zero) is
+    # measured with durable commits, as in production.
+    local opts="-c listen_addresses=127.0.0.1 -c port=$PG_PORT"
+    opts+=" -c unix_socket_directories='$RUN_DIR'"
+    opts+=" -c max_connections=200 -c shared_buffers=128MB"
+    opts+=" -c fsync=on -c synchronous_commit=on"
+    say "starting postgres on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
+    # 9>&-: the server must not inherit the lock taken by lock().
+    if ! as_pg "$PG_BIN/pg_ctl" start -D "$PGDATA_DIR" -l "$PG_LOG" -w -t "$WAIT_SECONDS" \
+        -o "$opts" >/dev/null 9>&-; then
+        log_tail "$PG_LOG"
+        die "postgres failed to start on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
+    fi
+    local i
+    for ((i = 0; i < WAIT_SECONDS * 2; i++)); do
+        "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && return 0
+        sleep 0.5
+    done
+    log_tail "$PG_LOG"
+    die "postgres started but does not answer on 127.0.0.1:$PG_PORT"
+}
+
+pg_create_databases() {
+    local db exists
+    for db in "${DATABASES[@]}"; do
+        exists=$(pg_client psql -d postgres -XAtq -v ON_ERROR_STOP=1 \
+            -c "SELECT 1 FROM pg_database WHERE datname = '$db'") ||
+            die "cannot query databases on 127.0.0.1:$PG_PORT as $PG_USER"
+        if [[ $exists != 1 ]]; then
+            say "creating database $db"
+            pg_client createdb "$db" || die "createdb $db failed"
+        fi
+    done
+}
+
+pg_stop() {
+    if ! pg_running; then
+        say "postgres not running"
+        return 0
+    fi
+    say "stopping postgres (pid $(pg_pid))"
+    as_pg "$PG_BIN/pg_ctl" stop -D "$PGDATA_DIR" -m fast -w -t "$WAIT_SECONDS" >/dev/null ||
+        { log_tail "$PG_LOG"; die "postgres did not stop within ${WAIT_SECONDS}s"; }
+}
+
+# --------------------------------------------------------------------- Redis
+
+redis_pid() { cat "$REDIS_PID" 2>/dev/null || true; }
+
+# Ours and alive: the pid file names a live redis-server process.
+redis_running() {
+    local pid
+    pid=$(redis_pid)
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+        grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null
+}
+
+redis_answers() { [[ $(rcli ping 2>/dev/null) == PONG ]]; }
+
+redis_start() {
+    if redis_running; then
+        say "redis already running (pid $(redis_pid))"
+    else
+        if rcli ping >/dev/null 2>&1; then
+            die "another Redis already answers on 127.0.0.1:$REDIS_PORT: stop it or set ET_REDIS_PORT"
+        fi
+        [[ -r $REDIS_CONF ]] || die "missing $REDIS_CONF"
+        mkdir -p "$REDIS_DIR" "$RUN_DIR" "$LOG_DIR"
+        rm -f "$REDIS_PID"
+        say "starting redis on 127.0.0.1:$REDIS_PORT (log: $REDIS_LOG)"
+        # Settings after the file override it: the file carries persistence,
+        # the command line carries everything that depends on this checkout.
+        if ! redis-server "$REDIS_CONF" --port "$REDIS_PORT" --bind 127.0.0.1 \
+            --dir "$REDIS_DIR" --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" \
+            --daemonize yes >"$LOG_DIR/redis-start.out" 2>&1 9>&-; then
+            cat "$LOG_DIR/redis-start.out" >&2
+            log_tail "$REDIS_LOG"
+            die "redis-server refused to start"
+        fi
+    fi
+    # Wait for PONG: while it replays the AOF, Redis answers LOADING.
+    local i
+    for ((i = 0; i < WAIT_SECONDS * 2; i++)); do
+        redis_answers && return 0
+        sleep 0.5
+    done
+    log_tail "$REDIS_LOG"
+    die "redis does not answer PING on 127.0.0.1:$REDIS_PORT after ${WAIT_SECONDS}s"
+}
+
+redis_stop() {
+    if ! redis_running; then
+        say "redis not running"
+        rm -f "$REDIS_PID"
+        return 0
+    fi
+    local pid i port
+    pid=$(redis_pid)
+    # The port it really listens on (it may have been started with another
+    # ET_REDIS_PORT); fall back to ours.
+    # Redis sets its process title to "redis-server 127.0.0.1:PORT".
+    port=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' || true)
+    [[ $port =~ ^[0-9]+$ ]] || port=$REDIS_PORT
+    say "stopping redis (pid $pid)"
+    # SHUTDOWN fsyncs the AOF and writes a final snapshot before exiting.
+    redis-cli -h 127.0.0.1 -p "$port" shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < WAIT_SECONDS * 2; i++)); do
+        kill -0 "$pid" 2>/dev/null || { rm -f "$REDIS_PID"; return 0; }
+        sleep 0.5
+    done
+    log_tail "$REDIS_LOG"
+    die "redis (pid $pid) did not stop within ${WAIT_SECONDS}s"
+}
+
+# ------------------------------------------------------------------ commands
+
+# One start/stop at a time per checkout (scripts/test and a developer may race).
+lock() {
+    mkdir -p "$LOCAL"
+    # Daemons started under the lock close fd 9 (9>&-), or they would hold it.
+    exec 9>"$LOCAL/stores.lock"
+    flock -w 120 9 || die "another stores.sh holds $LOCAL/stores.lock"
+}
+
+cmd_start() {
+    need_tools
+    lock
+    pg_prepare_dirs
+    pg_start
+    redis_start
+    pg_create_databases
+    say "ready: postgres 127.0.0.1:$PG_PORT, redis 127.0.0.1:$REDIS_PORT"
+}
+
+cmd_stop() {
+    need_tools
+    lock
+    local rc=0
+    (pg_stop) || rc=1
+    (redis_stop) || rc=1
+    return "$rc"
+}
+
+cmd_status() {
+    need_tools
+    local rc=0
+    if pg_running; then
+        echo "postgres: running (pid $(pg_pid), 127.0.0.1:$(pg_running_port), data $PGDATA_DIR)"
+    elif [[ -f $PGDATA_DIR/PG_VERSION ]]; then
+        echo "postgres: stopped (data $PGDATA_DIR)"; rc=3
+    else
+        echo "postgres: not initialised (run: $0 start)"; rc=3
+    fi
+    if redis_running; then
+        echo "redis: running (pid $(redis_pid), dir $REDIS_DIR)"
+    else
+        echo "redis: stopped"; rc=3
+    fi
+    return "$rc"
+}
+
+cmd_psql() {
+    [[ -x $PG_BIN/psql ]] || die "$PG_BIN/psql not found: install postgresql-client-15"
+    export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=$PG_USER PGDATABASE=${PGDATABASE:-eventtrack}
+    exec "$PG_BIN/psql" "$@"
+}
+
+cmd_env() {
+    echo "export EVENTTRACK_DATABASE_URL=postgresql://$PG_USER@127.0.0.1:$PG_PORT/eventtrack"
+    echo "export EVENTTRACK_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+}
+
+usage() {
+    echo "usage: $PROG start|stop|status|psql [PSQL ARGS]|env" >&2
+    exit 2
+}
+
+check_port ET_PG_PORT "$PG_PORT"
+check_port ET_REDIS_PORT "$REDIS_PORT"
+
+(($# >= 1)) || usage
+cmd=$1; shift
+case $cmd in
+    start)  (($# == 0)) || usage; cmd_start ;;
+    stop)   (($# == 0)) || usage; cmd_stop ;;
+    status) (($# == 0)) || usage; cmd_status ;;
+    psql)   cmd_psql "$@" ;;
+    env)    (($# == 0)) || usage; cmd_env ;;
+    -h|--help|help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) usage ;;
+esac
