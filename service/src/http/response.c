@@ -8,6 +8,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "http/http.h"
 #include "json/writer.h"
@@ -31,6 +32,28 @@ static const struct {
     [ET_ERR_UNAVAILABLE] = {503, "store-unavailable", "Service unavailable", 1},
     [ET_ERR_INTERNAL]    = {500, "internal-error", "Internal server error", 0},
 };
+
+/* Titles of the refined problem types: a title names the type, not the status. */
+static const struct {
+    const char *slug;
+    const char *title;
+} refined_titles[] = {
+    {"already-registered", "Already registered"},
+    {"already-exists", "Already exists"},
+    {"event-id-conflict", "Event id conflict"},
+    {"idempotency-key-reused", "Idempotency key reused"},
+    {"idempotency-key-in-progress", "Request with this key in progress"},
+    {"invalid-idempotency-key", "Invalid Idempotency-Key"},
+    {"invalid-query", "Invalid query parameter"},
+};
+
+static const char *problem_title(enum et_err err, const char *slug)
+{
+    for (size_t i = 0; slug && i < sizeof refined_titles / sizeof refined_titles[0]; i++)
+        if (strcmp(slug, refined_titles[i].slug) == 0)
+            return refined_titles[i].title;
+    return error_table[err].title;
+}
 
 int http_status_of(enum et_err err)
 {
@@ -57,9 +80,9 @@ void respond_problem(struct response *res, const struct problem *p)
     snprintf(type, sizeof type, "/problems/%s", p->slug ? p->slug : error_table[err].slug);
     jw_object_begin(w);
     jw_key(w, "type");   jw_string(w, type);
-    jw_key(w, "title");  jw_string(w, error_table[err].title);
+    jw_key(w, "title");  jw_string(w, problem_title(err, p->slug));
     jw_key(w, "status"); jw_int(w, error_table[err].status);
-    jw_key(w, "detail"); jw_string(w, p->detail[0] ? p->detail : error_table[err].title);
+    jw_key(w, "detail"); jw_string(w, p->detail[0] ? p->detail : problem_title(err, p->slug));
     if (p->nfields > 0) {
         jw_key(w, "errors");
         jw_array_begin(w);

@@ -138,8 +138,13 @@ static enum MHD_Result exchange_respond(struct exchange *ex, struct MHD_Connecti
     struct response *res = &ex->res;
     struct MHD_Response *mr;
     size_t len = 0;
-    char *body = buf_release(&res->body, &len);
+    char *body;
     enum MHD_Result ok;
+
+    /* A final newline: harmless to parsers, and curl output stays readable. */
+    if (res->body.len > 0 && res->body.data[res->body.len - 1] != '\n')
+        buf_putc(&res->body, '\n');
+    body = buf_release(&res->body, &len);
 
     if (body == NULL) {
         static const char oom[] = "{\"type\":\"/problems/internal-error\",\"status\":500}";
@@ -256,6 +261,7 @@ struct http_server *http_server_start(struct app *app, const struct route *route
     s->nroutes = nroutes;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,       /* first, so it sees every message */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
@@ -263,7 +269,6 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_END);
     if (s->daemon == NULL) {
         snprintf(err, err_size, "setting port: cannot listen on %s:%lld (in use, or not allowed)",
