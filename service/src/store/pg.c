@@ -212,10 +212,12 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
         message = db->conn ? PQerrorMessage(db->conn) : "no connection";
 
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+        /* Log first: the message may live inside the connection we drop. */
+        fprintf(stderr, "eventtrack: postgres: connection lost: %.*s\n",
+                (int)strcspn(message, "\n"), message);
         pg_disconnect(db);
         if (db->pool)
             atomic_fetch_add(&db->pool->errors, 1);
-        fprintf(stderr, "eventtrack: postgres: connection lost: %s\n", message);
         return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
                            "the connection to PostgreSQL was lost");
     }
