@@ -43,7 +43,6 @@ static const struct {
     {"event-id-conflict", "Event id conflict"},
     {"idempotency-key-reused", "Idempotency key reused"},
     {"idempotency-key-in-progress", "Request with this key in progress"},
-    {"invalid-idempotency-key", "Invalid Idempotency-Key"},
     {"invalid-query", "Invalid query parameter"},
 };
 

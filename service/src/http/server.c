@@ -15,7 +15,13 @@
  *   4. Last callback: run the handler and queue its response, whose body
  *      buffer MHD takes over without a copy.
  *   5. Completion callback: record metrics, free the exchange. Everything a
- *      request allocated is released here, once.
+ *      request allocated is released here, once. (MHD calls it for every
+ *      request whose URI callback ran, so no exchange can leak.)
+ *
+ * Shutdown drains requests, not connections: an idle keep-alive connection
+ * is not work in flight, and waiting for clients to close it would hold a
+ * SIGTERM for the whole drain time. Responses sent while draining say
+ * "Connection: close", and whatever is idle is closed at the end.
  */
 #include "http/server.h"
 
@@ -23,6 +29,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +44,8 @@ struct http_server {
     const struct route *routes;
     size_t nroutes;
     unsigned port;
+    atomic_int in_flight;       /* requests between URI and completion callbacks */
+    atomic_bool draining;
 };
 
 struct exchange {
@@ -58,12 +67,13 @@ static uint64_t now_ns(void)
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    struct http_server *s = cls;
     struct exchange *ex = calloc(1, sizeof *ex);
 
-    (void)cls;
     (void)conn;
     if (ex == NULL)
         return NULL;
+    atomic_fetch_add(&s->in_flight, 1);
     ex->started_ns = now_ns();
     ex->uri = strdup(uri);
     return ex;
@@ -87,6 +97,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(ex->uri);
     free(ex);
     *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 static const char *header(struct MHD_Connection *conn, const char *name)
@@ -133,7 +144,8 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
                     s->app->cfg->max_body_bytes);
 }
 
-static enum MHD_Result exchange_respond(struct exchange *ex, struct MHD_Connection *conn)
+static enum MHD_Result exchange_respond(const struct http_server *s, struct exchange *ex,
+                                        struct MHD_Connection *conn)
 {
     struct response *res = &ex->res;
     struct MHD_Response *mr;
@@ -164,6 +176,8 @@ static enum MHD_Result exchange_respond(struct exchange *ex, struct MHD_Connecti
         MHD_add_response_header(mr, MHD_HTTP_HEADER_LOCATION, res->location);
     if (res->allow[0])
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, res->allow);
+    if (atomic_load(&s->draining))
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     if (res->retry_after > 0) {
         char seconds[16];
         snprintf(seconds, sizeof seconds, "%d", res->retry_after);
@@ -191,7 +205,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         exchange_begin(s, ex, conn, method);
         if (ex->refusal.err == ET_ERR_TOO_LARGE) {
             respond_problem(&ex->res, &ex->refusal);
-            return exchange_respond(ex, conn);
+            return exchange_respond(s, ex, conn);
         }
         return MHD_YES;
     }
@@ -217,7 +231,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ex->req.body_len = ex->body.len;
         ex->req.route->handler(&ex->req, &ex->res);
     }
-    return exchange_respond(ex, conn);
+    return exchange_respond(s, ex, conn);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -292,16 +306,12 @@ void http_server_stop(struct http_server *s, unsigned drain_seconds)
 
     if (s == NULL)
         return;
-    /* Stop accepting; connections already open finish what they are doing. */
+    atomic_store(&s->draining, true);
+    /* Refuse new connections; requests already received run to completion. */
     MHD_quiesce_daemon(s->daemon);
     deadline = now_ns() + (uint64_t)drain_seconds * 1000000000u;
-    while (now_ns() < deadline) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (info == NULL || info->num_connections == 0)
-            break;
-        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-    }
+    while (atomic_load(&s->in_flight) > 0 && now_ns() < deadline)
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
     free(s);
 }

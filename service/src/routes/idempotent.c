@@ -39,7 +39,7 @@ void idempotent_run(struct request *req, struct response *res, struct pg *db,
         return;
     }
     if (!key_valid(req->idempotency_key)) {
-        respond_error(res, ET_ERR_BAD_HEADER, "invalid-idempotency-key",
+        respond_error(res, ET_ERR_BAD_HEADER, NULL,
                       "Idempotency-Key must be 1 to %d visible ASCII characters",
                       IDEMPOTENCY_KEY_MAX);
         return;
