@@ -1,0 +1,58 @@
+/* main.c: one service for the whole integration run.
+ *
+ * Criterion runs every test in its own re-executed worker process, so a
+ * service started per test would cost a start-up each time. Instead this main
+ * starts the real binary once (port 0, test stores from the environment),
+ * exports its base URL as ET_IT_BASE_URL -- the environment is the one thing a
+ * re-executed worker inherits -- runs every test, then stops the service and
+ * fails the run if it died during the tests or did not shut down cleanly on
+ * SIGTERM.
+ *
+ * ET_IT_BASE_URL already set in the environment: use that service instead of
+ * starting one (for debugging a service run under gdb or valgrind).
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* With -DET_SANITIZE=ON the test processes are built with AddressSanitizer
+ * too. They are short-lived and own what they allocate until they exit
+ * (harness.h), so leak reports from them are noise that would bury the ones
+ * that matter: those of the service under test, whose stderr goes to the
+ * service log. This hook only affects this executable. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "detect_leaks=0";
+}
+
+int main(int argc, char *argv[])
+{
+    struct criterion_test_set *tests = criterion_initialize();
+    /* A default per-test timeout, so a hung request fails one test instead of
+     * the run; --timeout / CRITERION_TIMEOUT still win. */
+    criterion_options.timeout = 60;
+    if (!criterion_handle_args(argc, argv, true)) {
+        criterion_finalize(tests);
+        return 0;
+    }
+    it_env_defaults();
+    const char *given = getenv("ET_IT_BASE_URL");
+    bool own_service = !(given && *given);
+    if (own_service) {
+        char *url = NULL;
+        if (service_start(&url) != 0) {
+            fprintf(stderr, "integration: the service did not start; no test was run\n");
+            criterion_finalize(tests);
+            return 2;
+        }
+        fprintf(stderr, "integration: service at %s (log: %s)\n", url, service_log_path());
+        setenv("ET_IT_BASE_URL", url, 1);
+        free(url);
+    }
+    int ok = criterion_run_all_tests(tests);
+    criterion_finalize(tests);
+    int bad_stop = own_service ? service_stop_status() : 0;
+    return ok && !bad_stop ? 0 : 1;
+}

@@ -1,0 +1,238 @@
+/* test_analytics.c: idempotent ingest of analytics events, single and batch.
+ *
+ * The event id is the dedup key: the envelope's event_id, else
+ * payload.event_id, else a generated UUID. A repeat with the same content is
+ * a duplicate (stored and counted once); a repeat with other content is a
+ * conflict (409) that changes nothing. A batch answers per item, in request
+ * order, and a bad envelope rejects only itself; a batch that is itself
+ * invalid (empty, over 1000 items, not an array) is refused whole with no
+ * effect.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(analytics, .init = it_setup);
+
+static char *view_env(const char *id, const char *user, const char *ses)
+{
+    return fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+               "\"payload\":{\"session_id\":\"%s\",\"duration_seconds\":42}}",
+               id, user, ses);
+}
+
+Test(analytics, single_conflict_is_409_and_changes_nothing)
+{
+    char *org = make_org(0);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    char *id = it_id("ev");
+    char *user = it_id("att");
+
+    char *orig = view_env(id, user, ses);
+    struct http_resp *r = http_post_json("/v1/analytics/events", orig);
+    EXPECT_JSON(r, 201);
+
+    /* Same id; another user, then another payload, then another type. */
+    char *bodies[] = {
+        view_env(id, it_id("att"), ses),
+        fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+            "\"payload\":{\"session_id\":\"%s\",\"duration_seconds\":43}}",
+            id, user, ses),
+        fmt("{\"event_id\":\"%s\",\"event_type\":\"session_like\",\"user_id\":\"%s\","
+            "\"payload\":{\"session_id\":\"%s\",\"duration_seconds\":42}}",
+            id, user, ses),
+    };
+    for (size_t i = 0; i < 3; i++) {
+        r = http_post_json("/v1/analytics/events", bodies[i]);
+        EXPECT_PROBLEM(r, 409, "event-id-conflict");
+    }
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 AND user_id = $2 "
+                       "AND event_type = 'session_view' AND payload->>'duration_seconds' = '42'",
+                       PG_PARAMS(id, user)),
+                 1, "the original event was altered by a conflicting one");
+    cr_assert_eq(redis_score(evt, spk), 1);
+    cr_assert_eq(redis_applied_count(evt), 1);
+
+    /* The original content is still a plain duplicate. */
+    r = http_post_json("/v1/analytics/events", orig);
+    EXPECT_JSON(r, 200);
+    bool dup = false;
+    cr_assert(jbool(resp_json(r), "duplicate", &dup) && dup, "expected duplicate:true: %s", r->body);
+}
+
+Test(analytics, envelope_event_id_wins_over_payload_event_id)
+{
+    char *env_id = it_id("ev_env");
+    char *pay_id = it_id("ev_pay");
+    char *body = fmt("{\"event_id\":\"%s\",\"event_type\":\"badge_scan\",\"user_id\":\"%s\","
+                     "\"payload\":{\"event_id\":\"%s\",\"gate\":\"B\"}}",
+                     env_id, it_id("att"), pay_id);
+    struct http_resp *r = http_post_json("/v1/analytics/events", body);
+    EXPECT_JSON(r, 201);
+    EXPECT_STR(resp_json(r), "event_id", env_id);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(env_id)), 1);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(pay_id)), 0);
+}
+
+Test(analytics, occurred_at_is_stored_and_defaults_to_now)
+{
+    char *id1 = it_id("ev"), *id2 = it_id("ev");
+    char *b1 = fmt("{\"event_id\":\"%s\",\"event_type\":\"page_view\",\"user_id\":\"%s\","
+                   "\"occurred_at\":\"2026-03-01T10:00:00-05:00\",\"payload\":{}}",
+                   id1, it_id("att"));
+    struct http_resp *r = http_post_json("/v1/analytics/events", b1);
+    EXPECT_JSON(r, 201);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 "
+                       "AND occurred_at = '2026-03-01T15:00:00Z'",
+                       PG_PARAMS(id1)),
+                 1, "occurred_at was not stored as sent");
+    char *b2 = fmt("{\"event_id\":\"%s\",\"event_type\":\"page_view\",\"user_id\":\"%s\",\"payload\":{}}", id2,
+                   it_id("att"));
+    r = http_post_json("/v1/analytics/events", b2);
+    EXPECT_JSON(r, 201);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 "
+                       "AND occurred_at BETWEEN now() - interval '5 minutes' AND now() + interval '1 minute'",
+                       PG_PARAMS(id2)),
+                 1, "a missing occurred_at was not set to the time of receipt");
+}
+
+Test(analytics, batch_answers_each_item_in_order)
+{
+    char *org = make_org(0);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    char *user = it_id("att");
+    char *p = it_id("ev_prev"), *n1 = it_id("ev_new"), *n2 = it_id("ev_bad"), *n3 = it_id("ev_scan");
+
+    char *prev = view_env(p, user, ses);
+    struct http_resp *r = http_post_json("/v1/analytics/events", prev);
+    EXPECT_JSON(r, 201);
+
+    char *body = fmt("{\"batch\":["
+                     "%s,"                                   /* 0 new: created */
+                     "%s,"                                   /* 1 p again: duplicate */
+                     "%s,"                                   /* 2 p, another user: conflict */
+                     "{\"event_id\":\"%s\",\"event_type\":\"Bad-Type\",\"user_id\":\"%s\",\"payload\":{}},"
+                     "%s,"                                   /* 4 n1 again in the same batch */
+                     "{\"event_id\":\"%s\",\"event_type\":\"sponsor_scan\",\"user_id\":\"%s\","
+                     "\"payload\":{\"sponsor_id\":\"sp_9\"}},"
+                     "{\"event_type\":\"sponsor_scan\",\"user_id\":\"%s\"}" /* 6 no payload, no id */
+                     "]}",
+                     view_env(n1, user, ses), prev, view_env(p, it_id("att"), ses), n2, user,
+                     view_env(n1, user, ses), n3, user, user);
+    r = http_post_json("/v1/analytics/events", body);
+    EXPECT_JSON(r, 200);
+    cJSON *j = resp_json(r);
+    EXPECT_INT(j, "accepted", 2);
+    EXPECT_INT(j, "duplicates", 2);
+    EXPECT_INT(j, "rejected", 3);
+    cJSON *res = jget(j, "results");
+    cr_assert(cJSON_IsArray(res) && cJSON_GetArraySize(res) == 7, "expected 7 results in order: %s", r->body);
+
+    EXPECT_STR(j, "results.0.event_id", n1);
+    EXPECT_STR(j, "results.0.status", "created");
+    EXPECT_STR(j, "results.1.event_id", p);
+    EXPECT_STR(j, "results.1.status", "duplicate");
+    EXPECT_STR(j, "results.2.event_id", p);
+    EXPECT_STR(j, "results.2.status", "rejected");
+    EXPECT_INT(j, "results.2.error.status", 409);
+    EXPECT_STR(j, "results.2.error.type", "/problems/event-id-conflict");
+    EXPECT_STR(j, "results.3.status", "rejected");
+    EXPECT_INT(j, "results.3.error.status", 422);
+    EXPECT_STR(j, "results.3.error.type", "/problems/validation-failed");
+    EXPECT_STR(j, "results.4.event_id", n1);
+    EXPECT_STR(j, "results.4.status", "duplicate");
+    EXPECT_STR(j, "results.5.event_id", n3);
+    EXPECT_STR(j, "results.5.status", "created");
+    EXPECT_STR(j, "results.6.status", "rejected");
+    EXPECT_INT(j, "results.6.error.status", 422);
+    cr_assert_null(jget(j, "results.0.error"), "a created item carries an error: %s", r->body);
+
+    /* Stored: p (once, unchanged), n1 (once), n3; not n2. Counted: p and n1. */
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id IN ($1, $2, $3)",
+                       PG_PARAMS(p, n1, n3)),
+                 3);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 AND user_id = $2",
+                       PG_PARAMS(p, user)),
+                 1);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(n2)), 0);
+    const struct board_entry want[] = {{spk, 2, 1}};
+    EXPECT_BOARD(evt, "", want, 1);
+    cr_assert_eq(redis_applied_count(evt), 2);
+}
+
+Test(analytics, batch_of_1000_is_accepted_and_1001_refused_whole)
+{
+    char *prefix = it_id("bulk");
+    char *user = it_id("att");
+    for (int size = 1001; size >= 1000; size--) {
+        size_t cap = (size_t)size * 160 + 64, off = 0;
+        char *body = malloc(cap);
+        off += (size_t)snprintf(body + off, cap - off, "{\"batch\":[");
+        for (int i = 0; i < size; i++)
+            off += (size_t)snprintf(body + off, cap - off,
+                                    "%s{\"event_id\":\"%s_%d_%d\",\"event_type\":\"page_view\","
+                                    "\"user_id\":\"%s\",\"payload\":{\"i\":%d}}",
+                                    i ? "," : "", prefix, size, i, user, i);
+        snprintf(body + off, cap - off, "]}");
+        struct http_resp *r = http_post_json("/v1/analytics/events", body);
+        char *like = fmt("%s\\_%d\\_%%", prefix, size);
+        if (size == 1001) {
+            EXPECT_PROBLEM_FIELD(r, 422, "validation-failed", "batch");
+            cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id LIKE $1", PG_PARAMS(like)), 0,
+                         "a refused batch of 1001 stored events");
+        } else {
+            EXPECT_JSON(r, 200);
+            EXPECT_INT(resp_json(r), "accepted", 1000);
+            EXPECT_INT(resp_json(r), "duplicates", 0);
+            EXPECT_INT(resp_json(r), "rejected", 0);
+            cr_assert_eq(cJSON_GetArraySize(jget(resp_json(r), "results")), 1000);
+            EXPECT_STR(resp_json(r), "results.999.status", "created");
+            cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id LIKE $1", PG_PARAMS(like)),
+                         1000);
+        }
+        http_resp_free(r);
+        free(body);
+    }
+}
+
+Test(analytics, empty_or_non_array_batch_is_422)
+{
+    const char *bodies[] = {"{\"batch\":[]}", "{\"batch\":{}}", "{\"batch\":\"x\"}", "{\"batch\":null}"};
+    for (size_t i = 0; i < 4; i++) {
+        struct http_resp *r = http_post_json("/v1/analytics/events", bodies[i]);
+        EXPECT_PROBLEM_FIELD(r, 422, "validation-failed", "batch");
+    }
+}
+
+Test(analytics, session_view_with_non_string_session_id_is_422)
+{
+    char *id = it_id("ev");
+    char *body = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+                     "\"payload\":{\"session_id\":5}}",
+                     id, it_id("att"));
+    struct http_resp *r = http_post_json("/v1/analytics/events", body);
+    EXPECT_PROBLEM(r, 422, "validation-failed");
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(id)), 0);
+}
+
+Test(analytics, other_types_naming_a_session_move_no_board)
+{
+    char *org = make_org(0);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    char *body = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_like\",\"user_id\":\"%s\","
+                     "\"payload\":{\"session_id\":\"%s\",\"speaker_id\":\"%s\"}}",
+                     it_id("ev"), it_id("att"), ses, spk);
+    struct http_resp *r = http_post_json("/v1/analytics/events", body);
+    EXPECT_JSON(r, 201);
+    EXPECT_BOARD(evt, "", NULL, 0);
+    char *key = lb_key(evt);
+    cr_assert_eq(redis_ll("EXISTS %s", key), 0, "a session_like created the event's leaderboard");
+}

@@ -1,0 +1,189 @@
+/* test_concurrency.c: the guarantees that only hold if the service decides
+ * them in the database (or in one Redis script), not with a check-then-act in
+ * C: N credits accept exactly N of many simultaneous registrations, one
+ * analytics event id sent 40 times at once is stored and counted once, the
+ * same (session, user) sent 20 times at once registers once, and one
+ * Idempotency-Key sent 20 times at once has one effect.
+ *
+ * All requests of a burst are in flight together (one curl multi handle, one
+ * connection each), so the service's worker threads really race.
+ */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(concurrency, .init = it_setup, .timeout = 90);
+
+static void free_par(struct http_par *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        http_resp_free(p[i].resp);
+        free((char *)p[i].req.body);
+    }
+    free(p);
+}
+
+Test(concurrency, n_credits_accept_exactly_n_of_200_registrations)
+{
+    enum { N = 200, CREDITS = 50 };
+    char *org = make_org(CREDITS);
+    char *evt = make_event(org);
+    char *ses = make_session(evt, it_id("spk"));
+
+    struct http_par *p = calloc(N, sizeof *p);
+    for (size_t i = 0; i < N; i++) {
+        p[i].req = (struct http_req){
+            .method = "POST", .path = "/v1/registrations", .content_type = "application/json",
+            .body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
+                        "\"ticket_type\":\"standard\",\"price_paid\":99.0}",
+                        ses, it_id("user"), org)};
+    }
+    http_parallel(p, N);
+
+    int created = 0, refused = 0;
+    for (size_t i = 0; i < N; i++) {
+        struct http_resp *r = p[i].resp;
+        if (r->status == 201) {
+            EXPECT_JSON(r, 201);
+            long long left = -1;
+            cr_assert(jint(resp_json(r), "credits_remaining", &left) && left >= 0 && left < CREDITS,
+                      "credits_remaining out of range: %s", r->body);
+            created++;
+        } else {
+            EXPECT_PROBLEM(r, 402, "insufficient-credits");
+            refused++;
+        }
+    }
+    cr_assert_eq(created, CREDITS, "%d registrations were accepted with %d credits", created, CREDITS);
+    cr_assert_eq(refused, N - CREDITS);
+
+    cr_assert_eq(get_balance(org), 0);
+    cr_assert_eq(pg_ll("SELECT credits FROM organizations WHERE id = $1", PG_PARAMS(org)), 0);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM registrations WHERE organization_id = $1", PG_PARAMS(org)), CREDITS);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM credit_ledger WHERE organization_id = $1 AND kind = 'registration'",
+                       PG_PARAMS(org)),
+                 CREDITS);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM credit_ledger l JOIN registrations r ON r.id = l.registration_id "
+                       "WHERE l.organization_id = $1 AND r.organization_id = $1",
+                       PG_PARAMS(org)),
+                 CREDITS, "ledger rows do not each point at one of the organization's registrations");
+    cr_assert_eq(pg_ll("SELECT o.credits - COALESCE((SELECT sum(delta) FROM credit_ledger l "
+                       "WHERE l.organization_id = o.id), 0) FROM organizations o WHERE o.id = $1",
+                       PG_PARAMS(org)),
+                 0, "organizations.credits differs from the sum of the ledger");
+    free_par(p, N);
+}
+
+Test(concurrency, one_event_id_sent_40_times_at_once_counts_once)
+{
+    enum { N = 40 };
+    char *org = make_org(0);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    char *eid = it_id("evt_race");
+    char *user = it_id("att");
+
+    struct http_par *p = calloc(N, sizeof *p);
+    for (size_t i = 0; i < N; i++)
+        p[i].req = (struct http_req){
+            .method = "POST", .path = "/v1/analytics/events", .content_type = "application/json",
+            .body = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+                        "\"payload\":{\"session_id\":\"%s\",\"duration_seconds\":30}}",
+                        eid, user, ses)};
+    http_parallel(p, N);
+
+    int created = 0, dups = 0;
+    for (size_t i = 0; i < N; i++) {
+        struct http_resp *r = p[i].resp;
+        bool dup;
+        if (r->status == 201) {
+            EXPECT_JSON(r, 201);
+            cr_assert(jbool(resp_json(r), "duplicate", &dup) && !dup, "201 without duplicate:false: %s", r->body);
+            created++;
+        } else {
+            EXPECT_JSON(r, 200);
+            cr_assert(jbool(resp_json(r), "duplicate", &dup) && dup, "200 without duplicate:true: %s", r->body);
+            dups++;
+        }
+        EXPECT_STR(resp_json(r), "event_id", eid);
+    }
+    cr_assert_eq(created, 1, "%d of %d identical events were answered 201", created, N);
+    cr_assert_eq(dups, N - 1);
+
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(eid)), 1);
+    cr_assert_eq(redis_score(evt, spk), 1, "the event was counted %lld times", redis_score(evt, spk));
+    const struct board_entry want[] = {{spk, 1, 1}};
+    EXPECT_BOARD(evt, "", want, 1);
+    cr_assert(redis_applied_has(evt, eid), "%s missing from the applied set", eid);
+    cr_assert_eq(redis_applied_count(evt), 1);
+    free_par(p, N);
+}
+
+Test(concurrency, same_user_and_session_20_times_at_once_registers_once)
+{
+    enum { N = 20 };
+    char *org = make_org(5);
+    char *evt = make_event(org);
+    char *ses = make_session(evt, it_id("spk"));
+    char *user = it_id("user");
+
+    struct http_par *p = calloc(N, sizeof *p);
+    for (size_t i = 0; i < N; i++)
+        p[i].req = (struct http_req){
+            .method = "POST", .path = "/v1/registrations", .content_type = "application/json",
+            .body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
+                        "\"ticket_type\":\"standard\",\"price_paid\":10}",
+                        ses, user, org)};
+    http_parallel(p, N);
+    int created = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (p[i].resp->status == 201)
+            created++;
+        else
+            EXPECT_PROBLEM(p[i].resp, 409, "already-registered");
+    }
+    cr_assert_eq(created, 1);
+    cr_assert_eq(get_balance(org), 4, "duplicates consumed credits");
+    cr_assert_eq(pg_ll("SELECT count(*) FROM credit_ledger WHERE organization_id = $1 AND kind = 'registration'",
+                       PG_PARAMS(org)),
+                 1);
+    free_par(p, N);
+}
+
+Test(concurrency, one_idempotency_key_20_times_at_once_has_one_effect)
+{
+    enum { N = 20 };
+    char *org = make_org(5);
+    char *path = fmt("/v1/organizations/%s/credits", org);
+    char *key = it_id("idem");
+
+    struct http_par *p = calloc(N, sizeof *p);
+    for (size_t i = 0; i < N; i++)
+        p[i].req = (struct http_req){.method = "POST", .path = path, .content_type = "application/json",
+                                     .body = fmt("{\"amount\":7,\"reason\":\"race\"}"), .idem_key = key};
+    http_parallel(p, N);
+    /* Each answer is the original (200, balance 12) or "still running" (409). */
+    const char *first = NULL;
+    int ok = 0;
+    for (size_t i = 0; i < N; i++) {
+        struct http_resp *r = p[i].resp;
+        if (r->status == 200) {
+            EXPECT_JSON(r, 200);
+            EXPECT_INT(resp_json(r), "balance", 12);
+            if (!first)
+                first = r->body;
+            cr_assert_str_eq(r->body, first, "a replay differs from the original response");
+            ok++;
+        } else {
+            EXPECT_PROBLEM(r, 409, "idempotency-key-in-progress");
+        }
+    }
+    cr_assert_geq(ok, 1);
+    cr_assert_eq(get_balance(org), 12, "the keyed top-up took effect more than once");
+    cr_assert_eq(pg_ll("SELECT count(*) FROM credit_ledger WHERE organization_id = $1 AND kind = 'top_up'",
+                       PG_PARAMS(org)),
+                 1);
+    free_par(p, N);
+}
