@@ -100,7 +100,9 @@ static bool setting_apply(struct config *cfg, const struct setting *s, const cha
     char *end;
     errno = 0;
     long long v = strtoll(value, &end, 10);
-    if (errno || end == value || *end != '\0' || v < s->min || v > s->max)
+    /* strtoll would take " 80" and "+80": a setting is digits, nothing else. */
+    if (errno || end == value || *end != '\0' || !(value[0] == '-' || (value[0] >= '0' && value[0] <= '9')) ||
+        v < s->min || v > s->max)
         return fail(err, err_size, "setting %s (%s): \"%s\" is not an integer from %lld to %lld",
                     s->key, origin, value, s->min, s->max);
     memcpy(field, &v, sizeof v);

@@ -110,10 +110,10 @@ enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem
     /* The body is not NUL-terminated: parse by length, then demand that only
      * whitespace follows the value. */
     root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (root == NULL)
+    if (root == NULL)   /* `end` marks the error; cJSON_GetErrorPtr() is process-global */
         return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
                            "the body is not well-formed JSON (error near byte %td)",
-                           cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - body : (ptrdiff_t)0);
+                           end ? end - body : (ptrdiff_t)0);
     for (; end < body + len; end++) {
         if (*end != ' ' && *end != '\t' && *end != '\r' && *end != '\n') {
             cJSON_Delete(root);
@@ -231,7 +231,8 @@ bool jr_int(const cJSON *obj, const char *field, bool required, long long min, l
         problem_field(p, field, "must be an integer");
         return false;
     }
-    if (d < (double)min || d > (double)max) {
+    /* 0x1p63 is the first double above LLONG_MAX: refuse before converting. */
+    if (d < (double)min || d > (double)max || d >= 0x1p63 || d < -0x1p63) {
         problem_field(p, field, "must be between %lld and %lld", min, max);
         return false;
     }
@@ -252,8 +253,13 @@ bool jr_money(const cJSON *obj, const char *field, char *out, size_t out_size, s
     if (v == NULL)
         return ok;
     if (cJSON_IsNumber(v)) {
+        /* cJSON keeps only the double. 19.99 * 100 is 1998.9999999999998:
+         * allow that representation error (about 1e-16 relative) but not a
+         * third decimal, which at the largest amount (1e10 cents) is still
+         * 1e-11 relative. Range first: converting a huge double is undefined. */
         double scaled = v->valuedouble * 100.0;
-        if (!isfinite(scaled) || fabs(scaled - round(scaled)) > 1e-6 * fmax(1.0, fabs(scaled)))
+        if (!isfinite(scaled) || scaled < -0.5 || scaled > 9999999999.5 ||
+            fabs(scaled - round(scaled)) > 1e-12 * fmax(1.0, fabs(scaled)))
             goto bad;
         cents = (long long)round(scaled);
     } else if (cJSON_IsString(v)) {

@@ -26,13 +26,17 @@ static void jw_before_value(struct jw *w)
     }
 }
 
+/* Deeper than JW_MAX_DEPTH is a programming error: fail the buffer, so the
+ * response becomes a 500 instead of malformed JSON. */
 static void jw_open(struct jw *w, char c)
 {
+    if (w->depth == JW_MAX_DEPTH) {
+        w->out->failed = true;
+        return;
+    }
     jw_before_value(w);
     buf_putc(w->out, c);
-    if (w->depth < JW_MAX_DEPTH)
-        w->has_items[w->depth] = false;
-    w->depth++;
+    w->has_items[w->depth++] = false;
 }
 
 static void jw_close(struct jw *w, char c)
