@@ -122,12 +122,8 @@ int service_start(char **base_url)
     const char *log = getenv("ET_IT_SERVICE_LOG");
     if (log && *log)
         snprintf(g_log_path, sizeof g_log_path, "%s", log);
-    else {
-        char cwd[3000];
-        if (!getcwd(cwd, sizeof cwd))
-            snprintf(cwd, sizeof cwd, ".");
-        snprintf(g_log_path, sizeof g_log_path, "%s/integration-service.log", cwd);
-    }
+    else
+        snprintf(g_log_path, sizeof g_log_path, "%s/integration-service.log", ET_IT_LOG_DIR);
     g_log_fd = open(g_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (g_log_fd < 0) {
         fprintf(stderr, "integration: cannot open %s: %s\n", g_log_path, strerror(errno));

@@ -23,7 +23,7 @@
 
 TestSuite(degraded, .init = it_setup, .timeout = 120);
 
-static const char *LOG = "integration-service-degraded.log";
+static const char *LOG = ET_IT_LOG_DIR "/integration-service-degraded.log";
 
 static void pause_ms(int ms)
 {
