@@ -1,5 +1,6 @@
 # Turns schema/NNNN_*.sql into a C array of {version, sql} (see store/migrate.c).
 # Bytes are written as hex so that no SQL text can break the C syntax.
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* Generated from schema/ by cmake/embed_migrations.cmake. Do not edit. */\n")
 string(APPEND body "#include \"store/migrate.h\"\n\n")
 set(entries "")
