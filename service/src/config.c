@@ -47,6 +47,18 @@ static const struct setting settings[] = {
                 "most connections from one address, 0 for no limit (default 0)"),
     INT_SETTING("shutdown_drain_seconds", shutdown_drain_seconds, 0, 600,
                 "seconds in-flight requests get to finish on SIGTERM (default 10)"),
+    STR_SETTING("admin_key", admin_key,
+                "the admin bearer key, at least 32 visible ASCII characters (required by serve)"),
+    INT_SETTING("rate_limit_requests", rate_limit_requests, 0, 1000000000,
+                "requests one organization key may make per window, 0 for no limit (default 1000)"),
+    INT_SETTING("rate_limit_window_seconds", rate_limit_window_seconds, 1, 3600,
+                "length of the rate-limit window (default 10)"),
+    INT_SETTING("json_max_depth", json_max_depth, 2, 64,
+                "deepest nesting of a JSON request body (default 32)"),
+    INT_SETTING("analytics_batch_max", analytics_batch_max, 1, 1000,
+                "most envelopes in one analytics batch (default 1000)"),
+    INT_SETTING("max_name_chars", max_name_chars, 1, 200,
+                "longest organization or event name and session title (default 200)"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -63,6 +75,22 @@ static void config_defaults(struct config *cfg)
     cfg->connection_limit = 1024;
     cfg->per_ip_connection_limit = 0;
     cfg->shutdown_drain_seconds = 10;
+    cfg->rate_limit_requests = 1000;
+    cfg->rate_limit_window_seconds = 10;
+    cfg->json_max_depth = 32;
+    cfg->analytics_batch_max = 1000;
+    cfg->max_name_chars = 200;
+}
+
+/* Visible ASCII only, long enough to resist guessing. */
+static bool admin_key_valid(const char *key)
+{
+    size_t n = 0;
+
+    for (; key[n]; n++)
+        if (key[n] < 0x21 || key[n] > 0x7e)
+            return false;
+    return n >= ADMIN_KEY_MIN_CHARS;
 }
 
 static bool fail(char *err, size_t size, const char *fmt, ...)
@@ -204,6 +232,11 @@ static bool config_validate(struct config *cfg, char *err, size_t err_size)
         return fail(err, err_size,
                     "setting redis_url: \"%s\" is not redis://host:port[/db] or unix:///path[?db=N]",
                     cfg->redis_url);
+    if (cfg->command == CMD_SERVE && !admin_key_valid(cfg->admin_key))
+        return fail(err, err_size,
+                    "setting admin_key: %s (set EVENTTRACK_ADMIN_KEY to at least %d visible ASCII characters)",
+                    cfg->admin_key[0] ? "too short or not visible ASCII" : "missing",
+                    ADMIN_KEY_MIN_CHARS);
     return true;
 }
 

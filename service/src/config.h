@@ -40,7 +40,15 @@ struct config {
     long long connection_limit;
     long long per_ip_connection_limit;
     long long shutdown_drain_seconds;
+    char admin_key[256];                 /* required by serve; compared in constant time */
+    long long rate_limit_requests;       /* per organization key and window; 0: no limit */
+    long long rate_limit_window_seconds;
+    long long json_max_depth;            /* request bodies nested deeper get 400 */
+    long long analytics_batch_max;       /* envelopes in one analytics batch */
+    long long max_name_chars;            /* names and titles */
 };
+
+#define ADMIN_KEY_MIN_CHARS 32
 
 /* Fills cfg from defaults, file, env and argv. On failure returns false with
  * a one-line message in err. */

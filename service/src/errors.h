@@ -19,6 +19,9 @@ enum et_err {
     ET_ERR_INVALID,         /* well-formed, but a field is wrong or names nothing */
     ET_ERR_NOT_FOUND,       /* the addressed resource does not exist */
     ET_ERR_CONFLICT,        /* the request contradicts existing state */
+    ET_ERR_UNAUTHORIZED,    /* no valid credentials */
+    ET_ERR_FORBIDDEN,       /* valid credentials, not allowed to do this */
+    ET_ERR_RATE_LIMITED,    /* too many requests for this key: retry later */
     ET_ERR_NO_CREDIT,       /* constraint A: the organization has no credit left */
     ET_ERR_METHOD,          /* known path, wrong method */
     ET_ERR_MEDIA_TYPE,      /* body is not application/json */
@@ -46,6 +49,7 @@ struct problem {
     char detail[256];
     struct field_error fields[PROBLEM_MAX_FIELDS];
     size_t nfields;
+    int retry_after;          /* seconds until a retry may succeed; 0: the default */
 };
 
 /* Sets err/slug/detail (printf-style) and returns err, for `return problem_set(...)`. */

@@ -24,16 +24,32 @@ bool id_valid(const char *s, size_t len)
     return true;
 }
 
-void id_generate(char out[ID_MAX + 1], const char *prefix)
+static void random_bytes(uint8_t *r, size_t size)
 {
-    uint8_t r[16];
     size_t got = 0;
 
-    while (got < sizeof r) {
-        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+    while (got < size) {
+        ssize_t n = getrandom(r + got, size - got, 0);
         if (n > 0)
             got += (size_t)n;
     }
+}
+
+void secret_generate(char out[69])
+{
+    uint8_t r[32];
+
+    random_bytes(r, sizeof r);
+    memcpy(out, "etk_", 4);
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(out + 4 + 2 * i, 3, "%02x", r[i]);
+}
+
+void id_generate(char out[ID_MAX + 1], const char *prefix)
+{
+    uint8_t r[16];
+
+    random_bytes(r, sizeof r);
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);   /* version 4 */
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
     snprintf(out, ID_MAX + 1,

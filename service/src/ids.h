@@ -18,4 +18,7 @@ bool id_valid(const char *s, size_t len);
 /* Writes "<prefix>_<uuid v4>" (or a bare UUID v4 when prefix is NULL) into out. */
 void id_generate(char out[ID_MAX + 1], const char *prefix);
 
+/* Writes "etk_" + 64 hex digits: a 256-bit bearer secret (69 bytes with NUL). */
+void secret_generate(char out[69]);
+
 #endif

@@ -11,6 +11,7 @@
 #include "app.h"
 #include "config.h"
 #include "http/server.h"
+#include "json/read.h"
 #include "metrics.h"
 #include "routes/routes.h"
 #include "store/store.h"
@@ -96,7 +97,12 @@ static int cmd_serve(const struct config *cfg)
         fprintf(stderr, "eventtrack: out of memory\n");
         goto done;
     }
-    server = http_server_start(&app, routes, routes_count, err, sizeof err);
+    json_limits_set(&(struct json_limits){
+        .max_depth = (unsigned)cfg->json_max_depth,
+        .batch_max = (size_t)cfg->analytics_batch_max,
+        .name_max_chars = (size_t)cfg->max_name_chars,
+    });
+    server = http_server_start(&app, routes, routes_count, api_admit, err, sizeof err);
     if (server == NULL) {
         fprintf(stderr, "eventtrack: %s\n", err);
         goto done;

@@ -23,12 +23,21 @@
 #define TIMESTAMP_BYTES   40
 #define MONEY_BYTES       16               /* "99999999.99" */
 #define CREDITS_MAX       1000000000LL
+#define ANALYTICS_BATCH_MAX 1000                 /* the contract's largest batch */
 
 struct organization {
     char id[ID_MAX + 1];                   /* empty in a create: the server picks one */
     char name[TEXT_BYTES(NAME_MAX_CHARS)];
     long long credits;
     char created_at[TIMESTAMP_BYTES];
+};
+
+/* An API key as issued: the secret is shown once and stored only hashed. */
+#define API_KEY_SECRET_BYTES 69            /* "etk_" + 64 hex + NUL */
+struct api_key {
+    char id[ID_MAX + 1];
+    char organization_id[ID_MAX + 1];
+    char secret[API_KEY_SECRET_BYTES];
 };
 
 struct top_up {

@@ -247,12 +247,12 @@ char *redis_url_via(int port);
 /* Redis on the test db; printf-style hiredis commands. */
 long long redis_ll(const char *format, ...);  /* integer reply; -1 for nil */
 char *redis_text(const char *format, ...);    /* bulk/status reply; NULL for nil */
-/* The service's keys for an event (docs/decisions-draft.md). */
+/* The service's keys for an event (docs/adr/0001-polyglot-persistence.md). */
 char *lb_key(const char *event_id);
 char *lb_applied_key(const char *event_id);
 /* Score of a speaker on an event's board, -1 when absent. */
 long long redis_score(const char *event_id, const char *speaker);
-/* Whether id is in the event's applied set, and the set's size. */
+/* Whether an event id sent with the admin key is in the applied set, and the set's size. */
 bool redis_applied_has(const char *event_id, const char *id);
 long long redis_applied_count(const char *event_id);
 

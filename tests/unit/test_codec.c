@@ -628,9 +628,18 @@ Test(encode, organization)
     struct organization o = {.id = "org_1", .name = "Acme \"Co\" \xc3\xa9", .credits = 100,
                              .created_at = "2026-01-01T00:00:00Z"};
 
-    encode_organization(&w, &o);
+    encode_organization(&w, &o, NULL);
     assert_output("{\"id\":\"org_1\",\"name\":\"Acme \\\"Co\\\" \xc3\xa9\",\"credits\":100,"
                   "\"created_at\":\"2026-01-01T00:00:00Z\"}");
+}
+
+Test(encode, organization_with_its_first_key)
+{
+    struct organization o = {.id = "o", .name = "N", .credits = 0, .created_at = "t"};
+
+    encode_organization(&w, &o, "etk_00");
+    assert_output("{\"id\":\"o\",\"name\":\"N\",\"credits\":0,\"created_at\":\"t\","
+                  "\"api_key\":\"etk_00\"}");
 }
 
 Test(encode, balance)

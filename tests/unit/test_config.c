@@ -36,9 +36,13 @@ static void unset_eventtrack_env(void)
     }
 }
 
+#define VALID_ADMIN_KEY "0123456789abcdef0123456789abcdef"
+
 static void setup(void)
 {
     unset_eventtrack_env();
+    /* serve needs an admin key; the tests of that rule unset it again. */
+    setenv("EVENTTRACK_ADMIN_KEY", VALID_ADMIN_KEY, 1);
     strcpy(tmpdir, "/tmp/et-config-test-XXXXXX");
     cr_assert_not_null(mkdtemp(tmpdir));
     cr_assert_eq(chdir(tmpdir), 0);
@@ -114,6 +118,26 @@ Test(config, defaults)
     cr_assert_eq(cfg.connection_limit, 1024);
     cr_assert_eq(cfg.per_ip_connection_limit, 0);
     cr_assert_eq(cfg.shutdown_drain_seconds, 10);
+    cr_assert_str_eq(cfg.admin_key, VALID_ADMIN_KEY);
+    cr_assert_eq(cfg.rate_limit_requests, 1000);
+    cr_assert_eq(cfg.rate_limit_window_seconds, 10);
+    cr_assert_eq(cfg.json_max_depth, 32);
+    cr_assert_eq(cfg.analytics_batch_max, 1000);
+    cr_assert_eq(cfg.max_name_chars, 200);
+}
+
+Test(config, serve_needs_an_admin_key_of_32_visible_characters)
+{
+    unsetenv("EVENTTRACK_ADMIN_KEY");
+    assert_fails(LOAD("--database-url", "postgres://db"),
+                 "setting admin_key: missing (set EVENTTRACK_ADMIN_KEY to at least 32 visible ASCII characters)");
+    assert_fails(LOAD("--database-url", "postgres://db", "--admin-key", "0123456789abcdef0123456789abcde"),
+                 "setting admin_key: too short or not visible ASCII (set EVENTTRACK_ADMIN_KEY to at least 32 visible ASCII characters)");
+    assert_fails(LOAD("--database-url", "postgres://db", "--admin-key", "0123456789abcdef 0123456789abcdef"),
+                 "setting admin_key: too short or not visible ASCII (set EVENTTRACK_ADMIN_KEY to at least 32 visible ASCII characters)");
+    /* The other commands never authenticate anyone. */
+    cr_assert(LOAD("migrate", "--database-url", "postgres://db"), "%s", err);
+    cr_assert(LOAD("rebuild-leaderboards", "--database-url", "postgres://db"), "%s", err);
 }
 
 Test(config, missing_database_url_names_it)

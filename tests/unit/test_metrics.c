@@ -13,10 +13,10 @@
 static void noop(struct request *req, struct response *res) { (void)req; (void)res; }
 
 static const struct route routes[] = {
-    {HTTP_GET, "/v1/a", noop, false},
-    {HTTP_POST, "/v1/a", noop, true},
-    {HTTP_GET, "/v1/b/{id}", noop, false},
-    {HTTP_DELETE, "/v1/c", noop, false},
+    {HTTP_GET, "/v1/a", noop, ACCESS_PUBLIC, false},
+    {HTTP_POST, "/v1/a", noop, ACCESS_PUBLIC, true},
+    {HTTP_GET, "/v1/b/{id}", noop, ACCESS_PUBLIC, false},
+    {HTTP_DELETE, "/v1/c", noop, ACCESS_PUBLIC, false},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

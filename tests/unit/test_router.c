@@ -9,11 +9,11 @@
 static void noop(struct request *req, struct response *res) { (void)req; (void)res; }
 
 static const struct route table[] = {
-    {HTTP_POST, "/v1/organizations", noop, true},
-    {HTTP_GET, "/v1/organizations/{org_id}", noop, false},
-    {HTTP_GET, "/v1/organizations/{org_id}/credits", noop, false},
-    {HTTP_POST, "/v1/organizations/{org_id}/credits", noop, true},
-    {HTTP_GET, "/v1/events/{event_id}/leaderboard/speakers/{speaker_id}", noop, false},
+    {HTTP_POST, "/v1/organizations", noop, ACCESS_PUBLIC, true},
+    {HTTP_GET, "/v1/organizations/{org_id}", noop, ACCESS_PUBLIC, false},
+    {HTTP_GET, "/v1/organizations/{org_id}/credits", noop, ACCESS_PUBLIC, false},
+    {HTTP_POST, "/v1/organizations/{org_id}/credits", noop, ACCESS_PUBLIC, true},
+    {HTTP_GET, "/v1/events/{event_id}/leaderboard/speakers/{speaker_id}", noop, ACCESS_PUBLIC, false},
 };
 #define N (sizeof table / sizeof table[0])
 

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "ids.h"
 #include "json/writer.h"
 
 struct app;
@@ -33,13 +34,34 @@ struct request;
 struct response;
 typedef void (*handler_fn)(struct request *req, struct response *res);
 
+/* Who may call a route. */
+enum route_access {
+    ACCESS_PUBLIC,            /* anyone: health, metrics, leaderboard reads */
+    ACCESS_TENANT,            /* the admin key, or an organization key within its organization */
+    ACCESS_ADMIN,             /* the admin key only (an organization key gets 403) */
+};
+
 /* One line of the route table (routes/routes.c). */
 struct route {
     enum http_method method;  /* HEAD is served by the GET route of the same path */
     const char *pattern;      /* "/v1/organizations/{org_id}": {name} matches one id */
     handler_fn handler;
+    enum route_access access;
     bool json_body;           /* the handler reads a JSON body: 415/413 apply */
 };
+
+/* The caller, as established by the admission hook. */
+struct principal {
+    bool admin;
+    char organization_id[ID_MAX + 1];     /* an organization key's tenant; empty for admin */
+    char key_id[ID_MAX + 1];              /* "admin" for the admin key */
+};
+
+/* Decides, before the body is read, whether the caller may make this request
+ * at all (authentication, route access, rate limit); fills req->principal.
+ * Called for every non-public route. */
+typedef enum et_err (*admit_fn)(struct request *req, const char *authorization,
+                                struct problem *p);
 
 struct request {
     struct app *app;
@@ -53,7 +75,14 @@ struct request {
     const char *body;                       /* NULL when none; not NUL-terminated */
     size_t body_len;
     const char *idempotency_key;            /* header values, NULL when absent */
+    struct principal principal;             /* who is asking (non-public routes) */
 };
+
+/* The organization a request is confined to: NULL for the admin key. */
+static inline const char *req_tenant(const struct request *req)
+{
+    return req->principal.admin ? NULL : req->principal.organization_id;
+}
 
 struct response {
     int status;
@@ -63,6 +92,7 @@ struct response {
     char location[300];                     /* Location header, "" when none */
     char allow[64];                         /* Allow header, "" when none */
     int retry_after;                        /* seconds, 0: no Retry-After header */
+    const char *www_authenticate;           /* WWW-Authenticate header (401), static */
 };
 
 /* A path parameter by its name in the route pattern; NULL if the route has none. */

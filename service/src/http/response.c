@@ -25,6 +25,9 @@ static const struct {
     [ET_ERR_INVALID]     = {422, "validation-failed", "Validation failed", 0},
     [ET_ERR_NOT_FOUND]   = {404, "not-found", "Not found", 0},
     [ET_ERR_CONFLICT]    = {409, "conflict", "Conflict", 0},
+    [ET_ERR_UNAUTHORIZED] = {401, "unauthorized", "Unauthorized", 0},
+    [ET_ERR_FORBIDDEN]   = {403, "forbidden", "Forbidden", 0},
+    [ET_ERR_RATE_LIMITED] = {429, "rate-limited", "Too many requests", 1},
     [ET_ERR_NO_CREDIT]   = {402, "insufficient-credits", "Insufficient credits", 0},
     [ET_ERR_METHOD]      = {405, "method-not-allowed", "Method not allowed", 0},
     [ET_ERR_MEDIA_TYPE]  = {415, "unsupported-media-type", "Unsupported media type", 0},
@@ -44,6 +47,7 @@ static const struct {
     {"idempotency-key-reused", "Idempotency key reused"},
     {"idempotency-key-in-progress", "Request with this key in progress"},
     {"invalid-query", "Invalid query parameter"},
+    {"invalid-token", "Invalid credentials"},
 };
 
 static const char *problem_title(enum et_err err, const char *slug)
@@ -75,7 +79,12 @@ void respond_problem(struct response *res, const struct problem *p)
     char type[96];
 
     res->content_type = "application/problem+json";
-    res->retry_after = error_table[err].retry_after;
+    res->retry_after = p->retry_after > 0 ? p->retry_after : error_table[err].retry_after;
+    /* RFC 6750: a 401 names the scheme, and says when a token was refused. */
+    if (err == ET_ERR_UNAUTHORIZED)
+        res->www_authenticate = p->slug && strcmp(p->slug, "invalid-token") == 0
+                                    ? "Bearer realm=\"eventtrack\", error=\"invalid_token\""
+                                    : "Bearer realm=\"eventtrack\"";
     snprintf(type, sizeof type, "/problems/%s", p->slug ? p->slug : error_table[err].slug);
     jw_object_begin(w);
     jw_key(w, "type");   jw_string(w, type);

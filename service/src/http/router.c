@@ -184,6 +184,27 @@ enum query_result query_get(const char *query, const char *name, char *out, size
     return QUERY_ABSENT;
 }
 
+bool bearer_token(const char *v, char *out, size_t size)
+{
+    size_t n = 0;
+
+    if (v == NULL || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
+        return false;
+    for (v += 6; *v == ' ' || *v == '\t'; v++)
+        ;
+    for (; v[n] && v[n] != ' ' && v[n] != '\t'; n++)
+        if (v[n] < 0x21 || v[n] > 0x7e || n + 1 >= size)
+            return false;
+    for (size_t i = n; v[i]; i++)          /* only whitespace may follow the token */
+        if (v[i] != ' ' && v[i] != '\t')
+            return false;
+    if (n == 0)
+        return false;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return true;
+}
+
 bool content_type_is_json(const char *v)
 {
     static const char json[] = "application/json";

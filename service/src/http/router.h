@@ -30,6 +30,10 @@ enum query_result { QUERY_ABSENT, QUERY_FOUND, QUERY_INVALID };
  * out; QUERY_INVALID when the value does not fit or has a bad escape. */
 enum query_result query_get(const char *query, const char *name, char *out, size_t size);
 
+/* Extracts the token of "Authorization: Bearer <token>" (scheme case-insensitive,
+ * token of visible ASCII, at most size - 1 bytes); false if absent or malformed. */
+bool bearer_token(const char *authorization, char *out, size_t size);
+
 /* True for application/json, with optional parameters (charset must be utf-8). */
 bool content_type_is_json(const char *value);
 

@@ -4,8 +4,9 @@
  * Request lifecycle (one `struct exchange` per request):
  *   1. URI log callback: MHD hands us the raw URI before anything else; we
  *      allocate the exchange there, so it exists for every request.
- *   2. First access callback: route the request and decide every cheap
- *      refusal (404, 405, 415, 413) before reading a byte of body, but do NOT
+ *   2. First access callback: route the request, admit the caller (401, 403,
+ *      429: see routes/admission.c) and decide every cheap refusal (404,
+ *      405, 415, 413) before reading a byte of body, but do NOT
  *      queue a response: queueing on the first callback makes MHD close the
  *      keep-alive connection (measured: 7k vs 50k requests/s). The one
  *      exception is a declared Content-Length over the limit: we answer 413 at
@@ -43,6 +44,7 @@ struct http_server {
     struct app *app;
     const struct route *routes;
     size_t nroutes;
+    admit_fn admit;
     unsigned port;
     atomic_int in_flight;       /* requests between URI and completion callbacks */
     atomic_bool draining;
@@ -131,6 +133,9 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
         return;
     }
     req->idempotency_key = header(conn, "Idempotency-Key");
+    if (req->route->access != ACCESS_PUBLIC &&
+        s->admit(req, header(conn, MHD_HTTP_HEADER_AUTHORIZATION), &ex->refusal) != ET_OK)
+        return;
     if (!req->route->json_body)
         return;
     if (!content_type_is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE))) {
@@ -176,6 +181,8 @@ static enum MHD_Result exchange_respond(const struct http_server *s, struct exch
         MHD_add_response_header(mr, MHD_HTTP_HEADER_LOCATION, res->location);
     if (res->allow[0])
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, res->allow);
+    if (res->www_authenticate)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->www_authenticate);
     if (atomic_load(&s->draining))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     if (res->retry_after > 0) {
@@ -242,7 +249,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 struct http_server *http_server_start(struct app *app, const struct route *routes,
-                                      size_t nroutes, char *err, size_t err_size)
+                                      size_t nroutes, admit_fn admit, char *err,
+                                      size_t err_size)
 {
     const struct config *cfg = app->cfg;
     struct http_server *s = calloc(1, sizeof *s);
@@ -273,6 +281,7 @@ struct http_server *http_server_start(struct app *app, const struct route *route
     s->app = app;
     s->routes = routes;
     s->nroutes = nroutes;
+    s->admit = admit;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,       /* first, so it sees every message */

@@ -42,7 +42,7 @@ enum et_err decode_organization_new(const char *body, size_t len, struct organiz
     if (decode_begin(body, len, allowed, &root, p) != ET_OK)
         return p->err;
     jr_id(root, "id", false, out->id, p);
-    jr_text(root, "name", true, NAME_MAX_CHARS, out->name, sizeof out->name, p);
+    jr_text(root, "name", true, json_limits()->name_max_chars, out->name, sizeof out->name, p);
     jr_int(root, "credits", false, 0, CREDITS_MAX, &out->credits, NULL, p);
     return decode_end(root, p);
 }
@@ -70,7 +70,7 @@ enum et_err decode_event_new(const char *body, size_t len, struct event *out, st
         return p->err;
     jr_id(root, "id", false, out->id, p);
     jr_id(root, "organization_id", true, out->organization_id, p);
-    jr_text(root, "name", true, NAME_MAX_CHARS, out->name, sizeof out->name, p);
+    jr_text(root, "name", true, json_limits()->name_max_chars, out->name, sizeof out->name, p);
     jr_timestamp(root, "starts_at", out->starts_at, sizeof out->starts_at, p);
     return decode_end(root, p);
 }
@@ -86,7 +86,7 @@ enum et_err decode_session_new(const char *body, size_t len, struct session *out
         return p->err;
     jr_id(root, "id", false, out->id, p);
     jr_id(root, "event_id", true, out->event_id, p);
-    jr_text(root, "title", true, NAME_MAX_CHARS, out->title, sizeof out->title, p);
+    jr_text(root, "title", true, json_limits()->name_max_chars, out->title, sizeof out->title, p);
     jr_id(root, "speaker_id", true, out->speaker_id, p);
     return decode_end(root, p);
 }
@@ -182,11 +182,11 @@ enum et_err decode_analytics(const char *body, size_t len, struct analytics_even
     *is_batch = batch != NULL;
     if (*is_batch) {
         n = (size_t)cJSON_GetArraySize(batch);
-        if (!cJSON_IsArray(batch) || n == 0 || n > ANALYTICS_BATCH_MAX ||
+        if (!cJSON_IsArray(batch) || n == 0 || n > json_limits()->batch_max ||
             cJSON_GetArraySize(root) != 1) {
             cJSON_Delete(root);
-            problem_field(p, "batch", "must be the only field: an array of 1 to %d envelopes",
-                          ANALYTICS_BATCH_MAX);
+            problem_field(p, "batch", "must be the only field: an array of 1 to %zu envelopes",
+                          json_limits()->batch_max);
             return problem_set(p, ET_ERR_INVALID, NULL, "the request body has invalid fields");
         }
     } else {
@@ -238,13 +238,17 @@ void analytics_events_free(struct analytics_event *events, size_t count)
     free(events);
 }
 
-void encode_organization(struct jw *w, const struct organization *o)
+void encode_organization(struct jw *w, const struct organization *o, const char *api_key)
 {
     jw_object_begin(w);
     jw_key(w, "id");         jw_string(w, o->id);
     jw_key(w, "name");       jw_string(w, o->name);
     jw_key(w, "credits");    jw_int(w, o->credits);
     jw_key(w, "created_at"); jw_string(w, o->created_at);
+    if (api_key) {
+        jw_key(w, "api_key");
+        jw_string(w, api_key);
+    }
     jw_object_end(w);
 }
 

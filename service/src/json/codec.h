@@ -15,7 +15,6 @@
 #include "json/writer.h"
 #include "model.h"
 
-#define ANALYTICS_BATCH_MAX 1000
 
 enum et_err decode_organization_new(const char *body, size_t len, struct organization *out,
                                     struct problem *p);
@@ -37,7 +36,8 @@ enum et_err decode_analytics(const char *body, size_t len, struct analytics_even
                              size_t *count, bool *is_batch, struct problem *p);
 void analytics_events_free(struct analytics_event *events, size_t count);
 
-void encode_organization(struct jw *w, const struct organization *o);
+/* api_key: the new organization's first key, shown once; NULL to omit. */
+void encode_organization(struct jw *w, const struct organization *o, const char *api_key);
 void encode_balance(struct jw *w, const char *organization_id, long long balance);
 void encode_event(struct jw *w, const struct event *e);
 void encode_session(struct jw *w, const struct session *s);

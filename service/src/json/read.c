@@ -10,6 +10,18 @@
 #include "ids.h"
 #include "model.h"
 
+static struct json_limits limits = {JSON_MAX_DEPTH, ANALYTICS_BATCH_MAX, NAME_MAX_CHARS};
+
+void json_limits_set(const struct json_limits *l)
+{
+    limits = *l;
+}
+
+const struct json_limits *json_limits(void)
+{
+    return &limits;
+}
+
 bool utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -86,9 +98,9 @@ static enum et_err json_precheck(const char *s, size_t len, struct problem *p)
         } else if (c == '"') {
             in_string = true;
         } else if (c == '{' || c == '[') {
-            if (++depth > JSON_MAX_DEPTH)
+            if (++depth > limits.max_depth)
                 return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
-                                   "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+                                   "JSON nested deeper than %u levels", limits.max_depth);
         } else if (c == '}' || c == ']') {
             if (depth > 0)
                 depth--;

@@ -18,7 +18,20 @@
 
 #include "errors.h"
 
-#define JSON_MAX_DEPTH 32
+/*
+ * Limits of what a request body may be. Process-wide: set once by main()
+ * from the configuration before any worker thread starts, read-only after.
+ * The defaults are the contract's maxima.
+ */
+#define JSON_MAX_DEPTH 32              /* default nesting limit */
+
+struct json_limits {
+    unsigned max_depth;          /* nesting of arrays and objects */
+    size_t batch_max;            /* analytics envelopes per batch */
+    size_t name_max_chars;       /* names and titles */
+};
+void json_limits_set(const struct json_limits *limits);
+const struct json_limits *json_limits(void);
 
 /* On ET_OK, *out is a tree the caller frees with cJSON_Delete(). */
 enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem *p);

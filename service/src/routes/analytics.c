@@ -84,7 +84,7 @@ void api_analytics_ingest(struct request *req, struct response *res)
 
     if (decode_analytics(req->body, req->body_len, &events, &count, &is_batch, &p) != ET_OK ||
         (db = pg_session(req->app->pg, &p)) == NULL ||
-        analytics_ingest(db, req->app->redis, NULL, events, count, &p) != ET_OK) {
+        analytics_ingest(db, req->app->redis, req_tenant(req), events, count, &p) != ET_OK) {
         respond_problem(res, &p);
         goto done;
     }

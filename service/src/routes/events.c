@@ -15,6 +15,7 @@ void api_events_create(struct request *req, struct response *res)
     struct pg *db;
 
     if (decode_event_new(req->body, req->body_len, &ev, &p) != ET_OK ||
+        !tenant_owns(req, ev.organization_id, "organization_id", &p) ||
         (db = pg_session(req->app->pg, &p)) == NULL ||
         events_create(db, &ev, &p) != ET_OK) {
         respond_problem(res, &p);
@@ -31,7 +32,7 @@ void api_events_get(struct request *req, struct response *res)
     struct pg *db;
 
     if ((db = pg_session(req->app->pg, &p)) == NULL ||
-        events_get(db, req_param(req, "event_id"), &ev, &p) != ET_OK) {
+        events_get(db, req_param(req, "event_id"), req_tenant(req), &ev, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -46,7 +47,7 @@ void api_sessions_create(struct request *req, struct response *res)
 
     if (decode_session_new(req->body, req->body_len, &s, &p) != ET_OK ||
         (db = pg_session(req->app->pg, &p)) == NULL ||
-        sessions_create(db, &s, &p) != ET_OK) {
+        sessions_create(db, &s, req_tenant(req), &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -61,7 +62,7 @@ void api_sessions_get(struct request *req, struct response *res)
     struct pg *db;
 
     if ((db = pg_session(req->app->pg, &p)) == NULL ||
-        sessions_get(db, req_param(req, "session_id"), &s, &p) != ET_OK) {
+        sessions_get(db, req_param(req, "session_id"), req_tenant(req), &s, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

@@ -44,8 +44,10 @@ void idempotent_run(struct request *req, struct response *res, struct pg *db,
                       IDEMPOTENCY_KEY_MAX);
         return;
     }
-    /* The key is scoped to the operation and the resource it acts on. */
-    snprintf(scope, sizeof scope, "POST %s", req->path);
+    /* A key belongs to its caller and to the operation and resource it acts
+     * on: two tenants choosing the same key never see each other's answers. */
+    snprintf(scope, sizeof scope, "%s POST %s", req->principal.key_id[0] ? req->principal.key_id : "-",
+             req->path);
     if (idempotency_begin(db, scope, req->idempotency_key, req->body, req->body_len, &replay,
                           &status, &res->body, &p) != ET_OK) {
         respond_problem(res, &p);

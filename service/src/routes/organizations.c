@@ -12,30 +12,32 @@ void api_organizations_create(struct request *req, struct response *res)
 {
     struct problem p = {0};
     struct organization org;
+    struct api_key key;
     struct pg *db;
 
     if (decode_organization_new(req->body, req->body_len, &org, &p) != ET_OK ||
         (db = pg_session(req->app->pg, &p)) == NULL ||
-        organizations_create(db, &org, &p) != ET_OK) {
+        organizations_create(db, &org, &key, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
-    encode_organization(respond_json(res, 201), &org);
+    encode_organization(respond_json(res, 201), &org, key.secret);
     snprintf(res->location, sizeof res->location, "/v1/organizations/%s", org.id);
 }
 
 void api_organizations_get(struct request *req, struct response *res)
 {
     struct problem p = {0};
+    const char *org_id = req_param(req, "org_id");
     struct organization org;
     struct pg *db;
 
-    if ((db = pg_session(req->app->pg, &p)) == NULL ||
-        organizations_get(db, req_param(req, "org_id"), &org, &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) || (db = pg_session(req->app->pg, &p)) == NULL ||
+        organizations_get(db, org_id, &org, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
-    encode_organization(respond_json(res, 200), &org);
+    encode_organization(respond_json(res, 200), &org, NULL);
 }
 
 void api_credits_get(struct request *req, struct response *res)
@@ -45,7 +47,7 @@ void api_credits_get(struct request *req, struct response *res)
     long long balance;
     struct pg *db;
 
-    if ((db = pg_session(req->app->pg, &p)) == NULL ||
+    if (!tenant_owns(req, org_id, NULL, &p) || (db = pg_session(req->app->pg, &p)) == NULL ||
         credits_balance(db, org_id, &balance, &p) != ET_OK) {
         respond_problem(res, &p);
         return;

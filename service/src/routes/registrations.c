@@ -31,6 +31,7 @@ void api_registrations_create(struct request *req, struct response *res)
     struct pg *db;
 
     if (decode_registration_new(req->body, req->body_len, &r, &p) != ET_OK ||
+        !tenant_owns(req, r.organization_id, "organization_id", &p) ||
         (db = pg_session(req->app->pg, &p)) == NULL) {
         respond_problem(res, &p);
         return;
@@ -45,7 +46,7 @@ void api_registrations_get(struct request *req, struct response *res)
     struct pg *db;
 
     if ((db = pg_session(req->app->pg, &p)) == NULL ||
-        registrations_get(db, req_param(req, "registration_id"), &r, &p) != ET_OK) {
+        registrations_get(db, req_param(req, "registration_id"), req_tenant(req), &r, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

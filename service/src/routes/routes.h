@@ -21,6 +21,18 @@ void api_organizations_get(struct request *req, struct response *res);
 void api_credits_get(struct request *req, struct response *res);
 void api_credits_top_up(struct request *req, struct response *res);
 
+/* keys.c */
+void api_keys_create(struct request *req, struct response *res);
+void api_keys_revoke(struct request *req, struct response *res);
+
+/* admission.c: the dispatcher's admit_fn (authentication, access, rate limit). */
+enum et_err api_admit(struct request *req, const char *authorization, struct problem *p);
+
+/* Is the caller's tenant (if any) this organization? Otherwise `not_found`
+ * (404) or, for a reference in a body, a field error on `field` (422). */
+bool tenant_owns(const struct request *req, const char *organization_id, const char *field,
+                 struct problem *p);
+
 /* events.c */
 void api_events_create(struct request *req, struct response *res);
 void api_events_get(struct request *req, struct response *res);

@@ -45,8 +45,8 @@ static const struct pg_stmt stmt_ingest = {
     "   LEFT JOIN sessions s ON i.event_type = 'session_view' AND s.id = i.session_id"
     "                       AND ($2::text IS NULL OR s.organization_id = $2::text)"
     "  ORDER BY i.i"
-    " ON CONFLICT (event_id) DO NOTHING"
-    " RETURNING event_id, leaderboard_event_id, leaderboard_speaker_id",
+    " ON CONFLICT (organization_id, event_id) DO NOTHING"
+    " RETURNING event_id, leaderboard_event_id, leaderboard_speaker_id, " SQL_APPLIED_MEMBER,
     2};
 
 /* Design note 2: is each not-new envelope the same event as the stored one? */
@@ -54,9 +54,9 @@ static const struct pg_stmt stmt_compare = {
     "analytics_compare",
     "SELECT x.i, e.event_type = x.event_type AND e.user_id = x.user_id"
     "            AND e.payload = x.payload"
-    "            AND e.organization_id IS NOT DISTINCT FROM $2::text"
     "  FROM jsonb_to_recordset($1::jsonb) AS x(" INPUT_COLUMNS ")"
-    "  JOIN analytics_events e ON e.event_id = x.event_id",
+    "  JOIN analytics_events e ON e.event_id = x.event_id"
+    "                        AND e.organization_id IS NOT DISTINCT FROM $2::text",
     2};
 
 /* Writes the envelopes selected by `want` as the JSON array the statements expand. */
@@ -124,12 +124,12 @@ static long mark_created(struct id_index *index, size_t n, const char *id,
     return -1;
 }
 
-static enum et_err classify_not_new(struct pg *db, const char *organization_id,
+static enum et_err classify_not_new(struct pg *db, const char *tenant,
                                     struct analytics_event *events, size_t count,
                                     const bool *pending, struct problem *p)
 {
     char *json = input_json(events, count, INGEST_DUPLICATE, pending);
-    const char *params[] = {json, organization_id};
+    const char *params[] = {json, tenant};
     PGresult *res;
 
     if (json == NULL)
@@ -152,7 +152,7 @@ static enum et_err classify_not_new(struct pg *db, const char *organization_id,
     return ET_OK;
 }
 
-enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *organization_id,
+enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *tenant,
                              struct analytics_event *events, size_t count, struct problem *p)
 {
     struct id_index *index = calloc(count, sizeof *index);
@@ -186,7 +186,7 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
         err = problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
         goto done;
     }
-    const char *params[] = {json, organization_id};
+    const char *params[] = {json, tenant};
     if ((res = pg_exec(db, &stmt_ingest, params, p)) == NULL) {
         err = p->err;
         goto done;
@@ -197,13 +197,13 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
             incs[nincs++] = (struct board_increment){
                 .event_id = PQgetvalue(res, r, 1),
                 .speaker_id = PQgetvalue(res, r, 2),
-                .analytics_event_id = events[i].event_id,
+                .member = PQgetvalue(res, r, 3),
             };
         }
     }
     for (size_t i = 0; i < count; i++)
         npending += pending[i];
-    if (npending > 0 && (err = classify_not_new(db, organization_id, events, count, pending, p)) != ET_OK)
+    if (npending > 0 && (err = classify_not_new(db, tenant, events, count, pending, p)) != ET_OK)
         goto done;
     /* Design note 5: after the commit, new views only; failures stay in Redis' court. */
     if (nincs > 0) {

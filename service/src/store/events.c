@@ -26,25 +26,33 @@ static const struct pg_stmt stmt_event_create = {
     4};
 
 static const struct pg_stmt stmt_event_get = {
-    "events_get", "SELECT " EVENT_COLUMNS " FROM events WHERE id = $1", 1};
+    "events_get",
+    "SELECT " EVENT_COLUMNS " FROM events"
+    " WHERE id = $1 AND ($2::text IS NULL OR organization_id = $2::text)",
+    2};
 
 static const struct pg_stmt stmt_session_create = {
     "sessions_create",
     "INSERT INTO sessions (id, event_id, organization_id, title, speaker_id)"
-    " SELECT $1, e.id, e.organization_id, $3, $4 FROM events e WHERE e.id = $2"
+    " SELECT $1, e.id, e.organization_id, $3, $4 FROM events e"
+    "  WHERE e.id = $2 AND ($5::text IS NULL OR e.organization_id = $5::text)"
     " ON CONFLICT (id) DO NOTHING"
     " RETURNING " SESSION_COLUMNS,
-    4};
+    5};
 
 /* Why a session insert returned nothing: the event is missing, or the id is taken. */
 static const struct pg_stmt stmt_session_refusal = {
     "sessions_refusal",
-    "SELECT EXISTS (SELECT 1 FROM events WHERE id = $1),"
+    "SELECT EXISTS (SELECT 1 FROM events"
+    "                WHERE id = $1 AND ($3::text IS NULL OR organization_id = $3::text)),"
     "       EXISTS (SELECT 1 FROM sessions WHERE id = $2)",
-    2};
+    3};
 
 static const struct pg_stmt stmt_session_get = {
-    "sessions_get", "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = $1", 1};
+    "sessions_get",
+    "SELECT " SESSION_COLUMNS " FROM sessions"
+    " WHERE id = $1 AND ($2::text IS NULL OR organization_id = $2::text)",
+    2};
 
 static void event_from_row(const PGresult *res, struct event *e)
 {
@@ -94,26 +102,24 @@ enum et_err events_create(struct pg *db, struct event *ev, struct problem *p)
     return ET_OK;
 }
 
-enum et_err events_get(struct pg *db, const char *id, struct event *out, struct problem *p)
+enum et_err events_get(struct pg *db, const char *id, const char *tenant, struct event *out,
+                       struct problem *p)
 {
-    const char *params[] = {id};
-    PGresult *res = pg_exec(db, &stmt_event_get, params, p);
+    const char *params[] = {id, tenant};
+    PGresult *res = pg_exec_row(db, &stmt_event_get, params, "event", id, p);
 
     if (res == NULL)
         return p->err;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no event %s", id);
-    }
     event_from_row(res, out);
     PQclear(res);
     return ET_OK;
 }
 
-enum et_err sessions_create(struct pg *db, struct session *s, struct problem *p)
+enum et_err sessions_create(struct pg *db, struct session *s, const char *tenant,
+                            struct problem *p)
 {
-    const char *params[] = {s->id, s->event_id, s->title, s->speaker_id};
-    const char *why_params[] = {s->event_id, s->id};
+    const char *params[] = {s->id, s->event_id, s->title, s->speaker_id, tenant};
+    const char *why_params[] = {s->event_id, s->id, tenant};
     PGresult *res;
     bool event_exists;
 
@@ -138,17 +144,14 @@ enum et_err sessions_create(struct pg *db, struct session *s, struct problem *p)
     return problem_set(p, ET_ERR_CONFLICT, "already-exists", "session %s already exists", s->id);
 }
 
-enum et_err sessions_get(struct pg *db, const char *id, struct session *out, struct problem *p)
+enum et_err sessions_get(struct pg *db, const char *id, const char *tenant, struct session *out,
+                         struct problem *p)
 {
-    const char *params[] = {id};
-    PGresult *res = pg_exec(db, &stmt_session_get, params, p);
+    const char *params[] = {id, tenant};
+    PGresult *res = pg_exec_row(db, &stmt_session_get, params, "session", id, p);
 
     if (res == NULL)
         return p->err;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no session %s", id);
-    }
     session_from_row(res, out);
     PQclear(res);
     return ET_OK;

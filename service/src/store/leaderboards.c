@@ -87,7 +87,7 @@ static enum et_err apply_on(struct rds *r, const struct board_increment *inc, si
         board_key(keys[i][1], inc[i].event_id, ":applied");
         argv[i * 4 + 0] = keys[i][0];
         argv[i * 4 + 1] = keys[i][1];
-        argv[i * 4 + 2] = inc[i].analytics_event_id;
+        argv[i * 4 + 2] = inc[i].member;
         argv[i * 4 + 3] = inc[i].speaker_id;
     }
     if (!rds_eval_many(r, &script_apply, 2, 4, argv, NULL, count, replies))
@@ -200,7 +200,7 @@ static const struct pg_stmt stmt_boards = {
 
 static const struct pg_stmt stmt_views = {
     "leaderboard_views",
-    "SELECT event_id, leaderboard_speaker_id FROM analytics_events"
+    "SELECT " SQL_APPLIED_MEMBER ", leaderboard_speaker_id FROM analytics_events"
     " WHERE leaderboard_event_id = $1 AND ($2::timestamptz IS NULL OR received_at >= $2::timestamptz)",
     2};
 

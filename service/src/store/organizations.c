@@ -23,9 +23,12 @@ static const struct pg_stmt stmt_create = {
     "), opening AS ("
     "  INSERT INTO credit_ledger (organization_id, kind, delta)"
     "  SELECT id, 'opening_balance', credits FROM org WHERE credits > 0"
+    "), first_key AS ("
+    "  INSERT INTO api_keys (id, organization_id, secret_sha256)"
+    "  SELECT $4, id, sha256(convert_to($5, 'UTF8')) FROM org"
     ")"
     "SELECT id, name, credits, " SQL_RFC3339("created_at") " FROM org",
-    3};
+    5};
 
 static const struct pg_stmt stmt_get = {
     "organizations_get",
@@ -55,14 +58,18 @@ static void organization_from_row(const PGresult *res, struct organization *o)
     snprintf(o->created_at, sizeof o->created_at, "%s", PQgetvalue(res, 0, 3));
 }
 
-enum et_err organizations_create(struct pg *db, struct organization *org, struct problem *p)
+enum et_err organizations_create(struct pg *db, struct organization *org, struct api_key *key,
+                                 struct problem *p)
 {
     char credits[24];
-    const char *params[] = {org->id, org->name, credits};
+    const char *params[] = {org->id, org->name, credits, key->id, key->secret};
     PGresult *res;
 
     if (org->id[0] == '\0')
         id_generate(org->id, "org");
+    id_generate(key->id, "key");
+    secret_generate(key->secret);
+    snprintf(key->organization_id, sizeof key->organization_id, "%s", org->id);
     snprintf(credits, sizeof credits, "%lld", org->credits);
     if ((res = pg_exec(db, &stmt_create, params, p)) == NULL)
         return p->err;
@@ -80,14 +87,10 @@ enum et_err organizations_get(struct pg *db, const char *id, struct organization
                               struct problem *p)
 {
     const char *params[] = {id};
-    PGresult *res = pg_exec(db, &stmt_get, params, p);
+    PGresult *res = pg_exec_row(db, &stmt_get, params, "organization", id, p);
 
     if (res == NULL)
         return p->err;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no organization %s", id);
-    }
     organization_from_row(res, out);
     PQclear(res);
     return ET_OK;
@@ -97,14 +100,10 @@ enum et_err credits_balance(struct pg *db, const char *organization_id, long lon
                             struct problem *p)
 {
     const char *params[] = {organization_id};
-    PGresult *res = pg_exec(db, &stmt_balance, params, p);
+    PGresult *res = pg_exec_row(db, &stmt_balance, params, "organization", organization_id, p);
 
     if (res == NULL)
         return p->err;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no organization %s", organization_id);
-    }
     *balance = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return ET_OK;

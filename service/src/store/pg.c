@@ -282,6 +282,19 @@ PGresult *pg_exec(struct pg *db, const struct pg_stmt *st, const char *const *pa
     return NULL;
 }
 
+PGresult *pg_exec_row(struct pg *db, const struct pg_stmt *st, const char *const *params,
+                      const char *what, const char *id, struct problem *p)
+{
+    PGresult *res = pg_exec(db, st, params, p);
+
+    if (res != NULL && PQntuples(res) == 0) {
+        PQclear(res);
+        problem_set(p, ET_ERR_NOT_FOUND, NULL, "no %s %s", what, id);
+        return NULL;
+    }
+    return res;
+}
+
 enum et_err pg_command(struct pg *db, const char *sql, struct problem *p)
 {
     PGresult *res;

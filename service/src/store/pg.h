@@ -24,6 +24,10 @@ struct pg_stmt {
     int nparams;
 };
 
+/* An analytics event's identity in a board's applied set: tenant and event id
+ * ("org/evt", "/evt" for the admin's namespace; ids cannot contain '/'). */
+#define SQL_APPLIED_MEMBER "coalesce(organization_id, '') || '/' || event_id"
+
 /* Renders a timestamptz column as RFC 3339 UTC with microseconds. */
 #define SQL_RFC3339(col) \
     "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -37,6 +41,11 @@ struct pg_stmt {
  */
 PGresult *pg_exec(struct pg *db, const struct pg_stmt *st, const char *const *params,
                   struct problem *p);
+/* pg_exec for a statement that names one resource: NULL with ET_ERR_NOT_FOUND
+ * ("no <what> <id>") when it returns no row. */
+PGresult *pg_exec_row(struct pg *db, const struct pg_stmt *st, const char *const *params,
+                      const char *what, const char *id, struct problem *p);
+
 /* A parameterless utility command: BEGIN, COMMIT, SAVEPOINT ... */
 enum et_err pg_command(struct pg *db, const char *sql, struct problem *p);
 

@@ -62,8 +62,8 @@ static const struct pg_stmt stmt_get = {
     "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
     SQL_RFC3339("r.registered_at") ", o.credits"
     "  FROM registrations r JOIN organizations o ON o.id = r.organization_id"
-    " WHERE r.id = $1",
-    1};
+    " WHERE r.id = $1 AND ($2::text IS NULL OR r.organization_id = $2::text)",
+    2};
 
 static enum et_err registration_refused(struct pg *db, const struct registration *r,
                                         struct problem *p)
@@ -123,18 +123,14 @@ enum et_err registrations_create(struct pg *db, struct registration *r, struct p
     return ET_OK;
 }
 
-enum et_err registrations_get(struct pg *db, const char *id, struct registration *out,
-                              struct problem *p)
+enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
+                              struct registration *out, struct problem *p)
 {
-    const char *params[] = {id};
-    PGresult *res = pg_exec(db, &stmt_get, params, p);
+    const char *params[] = {id, tenant};
+    PGresult *res = pg_exec_row(db, &stmt_get, params, "registration", id, p);
 
     if (res == NULL)
         return p->err;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no registration %s", id);
-    }
     snprintf(out->id, sizeof out->id, "%s", PQgetvalue(res, 0, 0));
     snprintf(out->session_id, sizeof out->session_id, "%s", PQgetvalue(res, 0, 1));
     snprintf(out->user_id, sizeof out->user_id, "%s", PQgetvalue(res, 0, 2));

@@ -40,7 +40,10 @@ bool rds_ping(struct rds_pool *pool);
 void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out);
 
 /* Organizations and credits (store/organizations.c). */
-enum et_err organizations_create(struct pg *db, struct organization *org, struct problem *p);
+/* Creates the organization and its first API key (key->secret is the one
+ * copy of the secret) in one statement. */
+enum et_err organizations_create(struct pg *db, struct organization *org, struct api_key *key,
+                                 struct problem *p);
 enum et_err organizations_get(struct pg *db, const char *id, struct organization *out,
                               struct problem *p);
 enum et_err credits_balance(struct pg *db, const char *organization_id, long long *balance,
@@ -48,16 +51,37 @@ enum et_err credits_balance(struct pg *db, const char *organization_id, long lon
 enum et_err credits_top_up(struct pg *db, const char *organization_id, const struct top_up *t,
                            long long *balance, struct problem *p);
 
+/* API keys (store/keys.c). */
+enum et_err keys_authenticate(struct pg *db, const char *secret, char *organization_id,
+                              char *key_id, struct problem *p);
+enum et_err keys_create(struct pg *db, const char *organization_id, struct api_key *key,
+                        struct problem *p);
+enum et_err keys_revoke(struct pg *db, const char *organization_id, const char *key_id,
+                        struct problem *p);
+
+/* Rate limit per key (store/ratelimit.c); fails open when Redis is down. */
+enum et_err ratelimit_hit(struct rds_pool *redis, const char *key_id, long long limit,
+                          long long window_seconds, struct problem *p);
+
+/*
+ * Tenancy: verbs taking `tenant` only see resources of that organization
+ * (NULL: any, for the admin key). Another tenant's resource is answered
+ * exactly like a missing one.
+ */
+
 /* Events (conferences) and their sessions (store/events.c). */
 enum et_err events_create(struct pg *db, struct event *ev, struct problem *p);
-enum et_err events_get(struct pg *db, const char *id, struct event *out, struct problem *p);
-enum et_err sessions_create(struct pg *db, struct session *s, struct problem *p);
-enum et_err sessions_get(struct pg *db, const char *id, struct session *out, struct problem *p);
+enum et_err events_get(struct pg *db, const char *id, const char *tenant, struct event *out,
+                       struct problem *p);
+enum et_err sessions_create(struct pg *db, struct session *s, const char *tenant,
+                            struct problem *p);
+enum et_err sessions_get(struct pg *db, const char *id, const char *tenant, struct session *out,
+                         struct problem *p);
 
 /* Registrations, constraint A (store/registrations.c). */
 enum et_err registrations_create(struct pg *db, struct registration *r, struct problem *p);
-enum et_err registrations_get(struct pg *db, const char *id, struct registration *out,
-                              struct problem *p);
+enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
+                              struct registration *out, struct problem *p);
 
 /*
  * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
@@ -79,12 +103,13 @@ void idempotency_abort(struct pg *db);
 /*
  * Analytics ingest, constraint C (store/analytics.c). Logs every envelope not
  * already rejected, in one statement, and marks each CREATED, DUPLICATE or
- * REJECTED (event-id conflict). `organization_id` scopes leaderboard effects
- * to that organization's sessions (NULL: any). Newly created session_views
+ * REJECTED (event-id conflict). `tenant` owns the events (their ids are
+ * unique per tenant) and confines leaderboard effects to its own sessions
+ * (NULL: the admin's namespace, any session). Newly created session_views
  * are then applied to the leaderboards in Redis; Redis trouble is counted and
  * logged, never returned (ADR 0001).
  */
-enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *organization_id,
+enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *tenant,
                              struct analytics_event *events, size_t count, struct problem *p);
 
 /* Leaderboards, constraint B (store/leaderboards.c): Redis only. */
@@ -98,7 +123,7 @@ enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
 struct board_increment {
     const char *event_id;          /* the conference */
     const char *speaker_id;
-    const char *analytics_event_id;
+    const char *member;            /* the analytics event's dedup identity, SQL_APPLIED_MEMBER */
 };
 enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increment *inc,
                               size_t count, struct problem *p);

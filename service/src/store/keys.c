@@ -1,0 +1,87 @@
+/*
+ * store/keys.c - organization API keys.
+ *
+ * A key is a 256-bit random secret ("etk_" + 64 hex digits) shown once and
+ * stored as its SHA-256, computed by PostgreSQL from the parameter, so the
+ * service never keeps a secret anywhere but in the response that hands it
+ * out. Looking a key up is one indexed equality on the hash.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store/pg.h"
+#include "store/store.h"
+
+static const struct pg_stmt stmt_authenticate = {
+    "keys_authenticate",
+    "SELECT id, organization_id FROM api_keys"
+    " WHERE secret_sha256 = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL",
+    1};
+
+static const struct pg_stmt stmt_create = {
+    "keys_create",
+    "INSERT INTO api_keys (id, organization_id, secret_sha256)"
+    " SELECT $1, id, sha256(convert_to($3, 'UTF8')) FROM organizations WHERE id = $2"
+    " RETURNING id",
+    3};
+
+static const struct pg_stmt stmt_revoke = {
+    "keys_revoke",
+    "UPDATE api_keys SET revoked_at = now()"
+    " WHERE id = $1 AND organization_id = $2 AND revoked_at IS NULL",
+    2};
+
+enum et_err keys_authenticate(struct pg *db, const char *secret, char *organization_id,
+                              char *key_id, struct problem *p)
+{
+    const char *params[] = {secret};
+    PGresult *res = pg_exec(db, &stmt_authenticate, params, p);
+
+    if (res == NULL)
+        return p->err;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return problem_set(p, ET_ERR_UNAUTHORIZED, "invalid-token",
+                           "the bearer key is unknown or revoked");
+    }
+    snprintf(key_id, ID_MAX + 1, "%s", PQgetvalue(res, 0, 0));
+    snprintf(organization_id, ID_MAX + 1, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return ET_OK;
+}
+
+enum et_err keys_create(struct pg *db, const char *organization_id, struct api_key *key,
+                        struct problem *p)
+{
+    const char *params[] = {key->id, organization_id, key->secret};
+    PGresult *res;
+
+    id_generate(key->id, "key");
+    secret_generate(key->secret);
+    snprintf(key->organization_id, sizeof key->organization_id, "%s", organization_id);
+    if ((res = pg_exec(db, &stmt_create, params, p)) == NULL)
+        return p->err;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no organization %s", organization_id);
+    }
+    PQclear(res);
+    return ET_OK;
+}
+
+enum et_err keys_revoke(struct pg *db, const char *organization_id, const char *key_id,
+                        struct problem *p)
+{
+    const char *params[] = {key_id, organization_id};
+    PGresult *res = pg_exec(db, &stmt_revoke, params, p);
+    bool revoked;
+
+    if (res == NULL)
+        return p->err;
+    revoked = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    if (!revoked)
+        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no active key %s in organization %s",
+                           key_id, organization_id);
+    return ET_OK;
+}
