@@ -45,6 +45,9 @@ static const struct setting settings[] = {
                 "most client connections at once (default 1024)"),
     INT_SETTING("per_ip_connection_limit", per_ip_connection_limit, 0, 100000,
                 "most connections from one address, 0 for no limit (default 0)"),
+    INT_SETTING("shutdown_grace_seconds", shutdown_grace_seconds, 0, 600,
+                "seconds after SIGTERM during which /readyz fails but requests are still accepted, so a"
+                " load balancer can stop routing first (default 0)"),
     INT_SETTING("shutdown_drain_seconds", shutdown_drain_seconds, 0, 600,
                 "seconds in-flight requests get to finish on SIGTERM (default 10)"),
     STR_SETTING("admin_key", admin_key,
@@ -59,6 +62,10 @@ static const struct setting settings[] = {
                 "most envelopes in one analytics batch (default 1000)"),
     INT_SETTING("max_name_chars", max_name_chars, 1, 200,
                 "longest organization or event name and session title (default 200)"),
+    INT_SETTING("leaderboard_sync_ms", leaderboard_sync_ms, 10, 60000,
+                "pause between passes of the worker that makes Redis catch up (default 500)"),
+    INT_SETTING("applied_retention_hours", applied_retention_hours, 1, 24 * 365,
+                "hours a board's dedup set outlives its last view (default 168)"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -80,6 +87,8 @@ static void config_defaults(struct config *cfg)
     cfg->json_max_depth = 32;
     cfg->analytics_batch_max = 1000;
     cfg->max_name_chars = 200;
+    cfg->leaderboard_sync_ms = 500;
+    cfg->applied_retention_hours = 168;
 }
 
 /* Visible ASCII only, long enough to resist guessing. */

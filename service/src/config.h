@@ -39,6 +39,7 @@ struct config {
     long long connection_timeout;        /* seconds an idle or slow client may hold a connection */
     long long connection_limit;
     long long per_ip_connection_limit;
+    long long shutdown_grace_seconds;    /* SIGTERM: unready but still accepting, for load balancers */
     long long shutdown_drain_seconds;
     char admin_key[256];                 /* required by serve; compared in constant time */
     long long rate_limit_requests;       /* per organization key and window; 0: no limit */
@@ -46,6 +47,8 @@ struct config {
     long long json_max_depth;            /* request bodies nested deeper get 400 */
     long long analytics_batch_max;       /* envelopes in one analytics batch */
     long long max_name_chars;            /* names and titles */
+    long long leaderboard_sync_ms;       /* pause between passes of the convergence worker */
+    long long applied_retention_hours;   /* a board's applied set outlives its last view by this */
 };
 
 #define ADMIN_KEY_MIN_CHARS 32

@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "config.h"
 #include "http/server.h"
 #include "json/read.h"
+#include "leaderboard_worker.h"
 #include "metrics.h"
 #include "routes/routes.h"
 #include "store/store.h"
@@ -36,19 +38,23 @@ static int cmd_rebuild(const struct config *cfg)
 {
     struct problem p = {0};
     struct pg *db = pg_open(cfg->database_url, &p);
+    struct rds *r = db ? rds_open(&cfg->redis, &p) : NULL;
     size_t boards = 0, events = 0;
+    int status = 1;
 
-    if (db == NULL ||
-        leaderboard_rebuild(db, &cfg->redis, cfg->rebuild_event_id[0] ? cfg->rebuild_event_id : NULL,
+    leaderboard_configure(cfg->applied_retention_hours * 3600);
+    if (r == NULL ||
+        leaderboard_rebuild(db, r, cfg->rebuild_event_id[0] ? cfg->rebuild_event_id : NULL,
                             &boards, &events, &p) != ET_OK) {
         fprintf(stderr, "eventtrack: rebuild-leaderboards: %s\n", p.detail);
-        pg_close(db);
-        return 1;
+    } else {
+        printf("eventtrack: rebuild-leaderboards: %zu board(s) rebuilt from %zu logged view(s)\n",
+               boards, events);
+        status = 0;
     }
-    printf("eventtrack: rebuild-leaderboards: %zu board(s) rebuilt from %zu logged view(s)\n",
-           boards, events);
+    rds_close(r);
     pg_close(db);
-    return 0;
+    return status;
 }
 
 /* Refuses to serve a schema older than the binary; tolerates PostgreSQL being down. */
@@ -76,6 +82,7 @@ static int cmd_serve(const struct config *cfg)
 {
     struct app app = {.cfg = cfg};
     struct http_server *server = NULL;
+    struct leaderboard_worker *worker = NULL;
     sigset_t signals;
     char err[256];
     int sig, status = 1;
@@ -102,19 +109,32 @@ static int cmd_serve(const struct config *cfg)
         .batch_max = (size_t)cfg->analytics_batch_max,
         .name_max_chars = (size_t)cfg->max_name_chars,
     });
+    leaderboard_configure(cfg->applied_retention_hours * 3600);
     server = http_server_start(&app, routes, routes_count, api_admit, err, sizeof err);
     if (server == NULL) {
         fprintf(stderr, "eventtrack: %s\n", err);
+        goto done;
+    }
+    if ((worker = leaderboard_worker_start(&app)) == NULL) {
+        fprintf(stderr, "eventtrack: cannot start the leaderboard worker thread\n");
+        http_server_stop(server, 0);
         goto done;
     }
     printf("eventtrack: listening on http://%s:%u\n", cfg->bind, http_server_port(server));
     fflush(stdout);
 
     sigwait(&signals, &sig);
-    fprintf(stderr, "eventtrack: %s received, draining for up to %llds\n",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_drain_seconds);
+    /* Shutdown order: readiness fails first; after the grace period new
+     * connections are refused; in-flight requests get the drain time; then
+     * the worker and the stores close. */
+    fprintf(stderr, "eventtrack: %s received: unready now, closing in %llds, draining for up to %llds\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_grace_seconds,
+            cfg->shutdown_drain_seconds);
     atomic_store(&app.draining, true);
+    if (cfg->shutdown_grace_seconds > 0)
+        nanosleep(&(struct timespec){(time_t)cfg->shutdown_grace_seconds, 0}, NULL);
     http_server_stop(server, (unsigned)cfg->shutdown_drain_seconds);
+    leaderboard_worker_stop(worker);
     status = 0;
 done:
     metrics_free(app.metrics);

@@ -2,8 +2,9 @@
  * store/analytics.c - the analytics log, constraint C, and idempotent ingest.
  *
  * Design notes (the dedup rule)
- *  1. PostgreSQL decides "new or duplicate": the event id is the primary key
- *     and the insert is ON CONFLICT (event_id) DO NOTHING RETURNING. Only rows
+ *  1. PostgreSQL decides "new or duplicate": (tenant, event id) is unique
+ *     and the insert is ON CONFLICT (organization_id, event_id) DO NOTHING
+ *     RETURNING. Only rows
  *     it returns are new; nothing else ever counts. A concurrent insert of the
  *     same id waits for the first to commit and then sees the conflict.
  *  2. A non-new id is compared with the stored row: the same type, user,
@@ -17,14 +18,17 @@
  *  4. The leaderboard effect of a session_view (its conference and speaker)
  *     is resolved by the same insert and stored on the row, so a rebuild of
  *     Redis is an indexed GROUP BY and never re-reads payloads.
- *  5. Redis is told only after the commit, and only about new rows (see
- *     leaderboards.c): the log is the truth, and Redis trouble cannot undo or
- *     fail an ingest.
+ *  5. Redis is told only after the commit, and only about new rows: the log
+ *     is the truth, and Redis trouble cannot undo or fail an ingest. The same
+ *     statement writes a leaderboard_outbox row per new view, so a view the
+ *     request fails to apply (Redis down, the process killed right after the
+ *     commit) is applied later by the worker (leaderboards.c, note 3).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "json/writer.h"
 #include "store/pg.h"
 #include "store/store.h"
@@ -35,8 +39,8 @@
 
 static const struct pg_stmt stmt_ingest = {
     "analytics_ingest",
-    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(" INPUT_COLUMNS "))"
-    " INSERT INTO analytics_events (event_id, event_type, user_id, organization_id, occurred_at,"
+    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(" INPUT_COLUMNS ")),"
+    " ins AS (INSERT INTO analytics_events (event_id, event_type, user_id, organization_id, occurred_at,"
     "                               payload, leaderboard_event_id, leaderboard_speaker_id)"
     " SELECT i.event_id, i.event_type, i.user_id, $2::text, coalesce(i.occurred_at, now()),"
     "        i.payload, s.event_id, CASE WHEN s.id IS NOT NULL"
@@ -46,7 +50,12 @@ static const struct pg_stmt stmt_ingest = {
     "                       AND ($2::text IS NULL OR s.organization_id = $2::text)"
     "  ORDER BY i.i"
     " ON CONFLICT (organization_id, event_id) DO NOTHING"
-    " RETURNING event_id, leaderboard_event_id, leaderboard_speaker_id, " SQL_APPLIED_MEMBER,
+    " RETURNING seq, event_id, leaderboard_event_id, leaderboard_speaker_id,"
+    "           " SQL_APPLIED_MEMBER " AS member"
+    "), outbox AS ("
+    " INSERT INTO leaderboard_outbox (seq) SELECT seq FROM ins WHERE leaderboard_event_id IS NOT NULL"
+    ")"
+    " SELECT event_id, leaderboard_event_id, leaderboard_speaker_id, member FROM ins",
     2};
 
 /* Design note 2: is each not-new envelope the same event as the stored one? */
@@ -205,7 +214,8 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
         npending += pending[i];
     if (npending > 0 && (err = classify_not_new(db, tenant, events, count, pending, p)) != ET_OK)
         goto done;
-    /* Design note 5: after the commit, new views only; failures stay in Redis' court. */
+    /* Design note 5: after the commit, new views only; a failure is left to the outbox. */
+    fault_point("ingest-after-commit");
     if (nincs > 0) {
         struct problem ignored = {0};
         leaderboard_apply(redis, incs, nincs, &ignored);

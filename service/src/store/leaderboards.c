@@ -1,10 +1,13 @@
 /*
- * store/leaderboards.c - speaker leaderboards in Redis, constraint B.
+ * store/leaderboards.c - speaker leaderboards in Redis, constraint B, and how
+ * Redis converges on PostgreSQL.
  *
- * Keys, per conference E (braces are literal: a Redis Cluster hash tag, and
- * the separator that keeps an id containing ':' from colliding):
- *   eventtrack:lb:{E}           sorted set  speaker id -> score
- *   eventtrack:lb:{E}:applied   set         analytics event ids already counted
+ * Keys (braces are literal: a Redis Cluster hash tag, and the separator that
+ * keeps an id containing ':' from colliding):
+ *   eventtrack:lb:{E}           sorted set  speaker id -> score, for conference E
+ *   eventtrack:lb:{E}:applied   set         analytics events already counted on it
+ *                                           ("org/event_id", "/event_id" for admin)
+ *   eventtrack:epoch            integer     bumped after every batch of writes
  *
  * Design notes
  *  1. Reads are Redis only: ZRANGE .. REV WITHSCORES for the top N, and a
@@ -12,37 +15,64 @@
  *     round trip, no PostgreSQL table, no log scan, whatever the log's size.
  *  2. Writes go through one Lua script, SADD then ZINCRBY. Redis runs a
  *     script atomically, so an event is counted exactly when its id enters
- *     the applied set: applying the same event twice (a retry, a replay, a
- *     rebuild overlapping live traffic) can never count twice. ZINCRBY adds;
- *     ZADD would set, and silently lose every earlier view.
- *  3. Ranks are competition ranks: equal scores share a rank, the next rank
+ *     the applied set: applying the same event twice can never count twice.
+ *     ZINCRBY adds; ZADD would set, and silently lose every earlier view.
+ *  3. Convergence. PostgreSQL's insert of a view also writes a
+ *     leaderboard_outbox row (store/analytics.c). The request applies the
+ *     view at once; the worker (leaderboard_sync) applies every outbox row
+ *     again through note 2's script and deletes the rows Redis acknowledged.
+ *     A view is therefore applied at least once whatever fails (Redis down,
+ *     the process killed after the commit), and counted exactly once.
+ *  4. Lost Redis data. After each batch of writes we INCR the epoch and
+ *     remember the highest value Redis acknowledged. Redis persists in
+ *     order (AOF), so if it ever loses acknowledged writes (restart without
+ *     persistence, FLUSHALL, failover to a lagging replica, the last second
+ *     of AOF everysec) it also loses epoch increments: the worker finds the
+ *     epoch missing or lower than it saw, and rebuilds every board.
+ *  5. A rebuild reads one REPEATABLE READ snapshot of PostgreSQL: the counts
+ *     (one GROUP BY on the partial index) and the ids of the views that may
+ *     still be applied again (those in the outbox or received since one
+ *     minute before the snapshot). It builds the board in temporary keys,
+ *     swaps them in with one atomic script (readers see the old board or the
+ *     new one, never half of one), then replays the views received since
+ *     that minute: the applied set skips the ones the snapshot counted, and
+ *     counts the ones committed after it.
+ *  6. The applied set does not grow forever. It only has to hold the views
+ *     that can still be applied again: PostgreSQL's unique event id already
+ *     refuses client retries before they reach Redis. Re-application comes
+ *     only from the outbox and from a rebuild's one-minute tail, so the set
+ *     expires `retention` after the board's last view, and an outbox row
+ *     older than `retention` is settled by rebuilding its board, never by a
+ *     replay that could count it twice.
+ *  7. Ranks are competition ranks: equal scores share a rank, the next rank
  *     skips (1, 1, 3). Within a tie Redis orders members by byte order,
  *     reversed by REV: speaker ids descending.
- *  4. A rebuild recomputes a board from PostgreSQL into temporary keys and
- *     swaps them in with one atomic script, so readers see the old board or
- *     the new one, never a half-built one. Views committed while it ran are
- *     then applied again through note 2's script; the applied set makes that
- *     harmless for views the snapshot already counted.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdatomic.h>
 
+#include "ids.h"
 #include "store/pg.h"
 #include "store/redis.h"
 #include "store/store.h"
 
-#define KEY_MAX (ID_MAX + 40)
+#define KEY_MAX (ID_MAX + 80)
+#define EPOCH_KEY "eventtrack:epoch"
+#define SYNC_BATCH 1000
+#define SADD_CHUNK 500
 
 static atomic_long apply_failures;
+static atomic_llong epoch_seen;             /* design note 4: highest epoch acknowledged */
+static long long retention_seconds = 7 * 24 * 3600;
 
 static const struct rds_script script_apply = {
     "apply_view",
-    "if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then\n"
-    "  return redis.call('ZINCRBY', KEYS[1], 1, ARGV[2])\n"
-    "end\n"
-    "return false\n"};
+    "local counted = redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "if counted == 1 then redis.call('ZINCRBY', KEYS[1], 1, ARGV[2]) end\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+    "return counted\n"};
 
 static const struct rds_script script_rank = {
     "speaker_rank",
@@ -50,7 +80,7 @@ static const struct rds_script script_rank = {
     "if not score then return false end\n"
     "return {score, redis.call('ZCOUNT', KEYS[1], '(' .. score, '+inf')}\n"};
 
-/* Swaps rebuilt keys in: KEYS = board, applied, new board, new applied. */
+/* KEYS: board, applied, new board, new applied. An empty rebuild clears the board. */
 static const struct rds_script script_swap = {
     "swap_board",
     "redis.call('DEL', KEYS[1], KEYS[2])\n"
@@ -58,9 +88,9 @@ static const struct rds_script script_swap = {
     "if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('RENAME', KEYS[4], KEYS[2]) end\n"
     "return 1\n"};
 
-static void board_key(char *out, const char *event_id, const char *suffix)
+void leaderboard_configure(long long applied_retention_seconds)
 {
-    snprintf(out, KEY_MAX, "eventtrack:lb:{%s}%s", event_id, suffix);
+    retention_seconds = applied_retention_seconds;
 }
 
 long leaderboard_apply_failures(void)
@@ -68,18 +98,66 @@ long leaderboard_apply_failures(void)
     return atomic_load(&apply_failures);
 }
 
-static enum et_err apply_on(struct rds *r, const struct board_increment *inc, size_t count,
-                            struct problem *p)
+static void board_key(char *out, const char *event_id, const char *suffix)
+{
+    snprintf(out, KEY_MAX, "eventtrack:lb:{%s}%s", event_id, suffix);
+}
+
+static void epoch_observe(long long epoch)
+{
+    long long seen = atomic_load(&epoch_seen);
+
+    while (epoch > seen && !atomic_compare_exchange_weak(&epoch_seen, &seen, epoch))
+        ;
+}
+
+/* INCR the epoch after writes (design note 4); false if Redis failed. */
+static bool epoch_bump(struct rds *r)
+{
+    const char *argv[] = {"INCR", EPOCH_KEY};
+    redisReply *reply = rds_command(r, 2, argv, NULL);
+    bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
+
+    if (ok)
+        epoch_observe(reply->integer);
+    freeReplyObject(reply);
+    return ok;
+}
+
+/* Applies views through the script, then bumps the epoch. views: 4 words per
+ * view (board key, applied key, member, speaker); the retention is added here. */
+static bool apply_views(struct rds *r, const char **views, size_t count)
+{
+    const char **argv = calloc(count * 5, sizeof *argv);
+    redisReply **replies = calloc(count, sizeof *replies);
+    char retention[24];
+    bool ok = argv != NULL && replies != NULL;
+
+    snprintf(retention, sizeof retention, "%lld", retention_seconds);
+    for (size_t i = 0; ok && i < count; i++) {
+        memcpy(&argv[i * 5], &views[i * 4], 4 * sizeof *argv);
+        argv[i * 5 + 4] = retention;
+    }
+    ok = ok && rds_eval_many(r, &script_apply, 2, 5, argv, NULL, count, replies);
+    for (size_t i = 0; replies && i < count; i++) {
+        ok = ok && replies[i] && replies[i]->type == REDIS_REPLY_INTEGER;
+        freeReplyObject(replies[i]);
+    }
+    free(replies);
+    free(argv);
+    return ok && epoch_bump(r);
+}
+
+enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increment *inc,
+                              size_t count, struct problem *p)
 {
     char (*keys)[2][KEY_MAX] = calloc(count, sizeof *keys);
     const char **argv = calloc(count * 4, sizeof *argv);
-    redisReply **replies = calloc(count, sizeof *replies);
+    struct rds *r = rds_session(redis, p);
     enum et_err err = ET_OK;
-    size_t failed = 0;
 
-    if (keys == NULL || argv == NULL || replies == NULL) {
-        err = problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
-        failed = count;
+    if (r == NULL || keys == NULL || argv == NULL) {
+        err = r ? problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory") : p->err;
         goto done;
     }
     for (size_t i = 0; i < count; i++) {
@@ -90,40 +168,19 @@ static enum et_err apply_on(struct rds *r, const struct board_increment *inc, si
         argv[i * 4 + 2] = inc[i].member;
         argv[i * 4 + 3] = inc[i].speaker_id;
     }
-    if (!rds_eval_many(r, &script_apply, 2, 4, argv, NULL, count, replies))
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
-    for (size_t i = 0; i < count; i++) {
-        if (replies[i] == NULL || replies[i]->type == REDIS_REPLY_ERROR)
-            failed++;
-        freeReplyObject(replies[i]);
-    }
+    if (!apply_views(r, argv, count))
+        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+                          "Redis did not take a leaderboard update");
 done:
-    if (failed > 0) {
-        atomic_fetch_add(&apply_failures, (long)failed);
-        fprintf(stderr, "eventtrack: leaderboard: %zu of %zu views not applied to Redis;"
-                        " run `eventtrack rebuild-leaderboards` to catch up\n", failed, count);
-        if (err == ET_OK)
-            err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
-                              "Redis refused a leaderboard update");
+    if (err != ET_OK) {
+        /* Not lost: the outbox row stays, and the worker applies it (note 3). */
+        atomic_fetch_add(&apply_failures, (long)count);
+        fprintf(stderr, "eventtrack: leaderboard: %zu view(s) not applied now (%s);"
+                        " the outbox worker will apply them\n", count, p->detail);
     }
-    free(replies);
     free(argv);
     free(keys);
     return err;
-}
-
-enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increment *inc,
-                              size_t count, struct problem *p)
-{
-    struct rds *r = rds_session(redis, p);
-
-    if (r == NULL) {
-        atomic_fetch_add(&apply_failures, (long)count);
-        fprintf(stderr, "eventtrack: leaderboard: Redis unavailable, %zu views not applied;"
-                        " run `eventtrack rebuild-leaderboards` to catch up\n", count);
-        return p->err;
-    }
-    return apply_on(r, inc, count, p);
 }
 
 enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long long top_n,
@@ -142,7 +199,6 @@ enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long l
     reply = rds_command(r, 6, argv, NULL);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(reply);
-        rds_pool_count_error(NULL);
         return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
                            "the leaderboard store is unavailable");
     }
@@ -151,7 +207,7 @@ enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long l
         snprintf(e->speaker_id, sizeof e->speaker_id, "%.*s", (int)reply->element[i]->len,
                  reply->element[i]->str);
         e->score = strtoll(reply->element[i + 1]->str, NULL, 10);
-        /* Design note 3: competition ranking, from the top of the board. */
+        /* Design note 7: competition ranking, from the top of the board. */
         e->rank = *count > 0 && out[*count - 1].score == e->score ? out[*count - 1].rank
                                                                   : (long long)*count + 1;
         (*count)++;
@@ -190,128 +246,388 @@ enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
     return err;
 }
 
-/* ---- rebuild (design note 4) ---- */
+/* ---- rebuild (design note 5) ---- */
 
 static const struct pg_stmt stmt_boards = {
     "leaderboard_boards",
     "SELECT DISTINCT leaderboard_event_id FROM analytics_events"
-    " WHERE leaderboard_event_id IS NOT NULL AND ($1::text IS NULL OR leaderboard_event_id = $1)",
+    " WHERE leaderboard_event_id IS NOT NULL",
+    0};
+
+static const struct pg_stmt stmt_snapshot_start = {
+    "leaderboard_snapshot_start", "SELECT now() - interval '1 minute'", 0};
+
+static const struct pg_stmt stmt_counts = {
+    "leaderboard_counts",
+    "SELECT leaderboard_speaker_id, count(*) FROM analytics_events"
+    " WHERE leaderboard_event_id = $1 GROUP BY leaderboard_speaker_id",
     1};
 
-static const struct pg_stmt stmt_views = {
-    "leaderboard_views",
-    "SELECT " SQL_APPLIED_MEMBER ", leaderboard_speaker_id FROM analytics_events"
-    " WHERE leaderboard_event_id = $1 AND ($2::timestamptz IS NULL OR received_at >= $2::timestamptz)",
+/* The views that may still be applied again: received since $2, or in the outbox. */
+static const struct pg_stmt stmt_live_members = {
+    "leaderboard_live_members",
+    "SELECT " SQL_APPLIED_MEMBER " FROM analytics_events"
+    " WHERE leaderboard_event_id = $1 AND received_at >= $2::timestamptz"
+    " UNION "
+    "SELECT " SQL_APPLIED_MEMBER " FROM analytics_events e"
+    "  JOIN leaderboard_outbox o ON o.seq = e.seq WHERE e.leaderboard_event_id = $1",
     2};
 
-static const struct pg_stmt stmt_now = {
-    "leaderboard_now", "SELECT now() - interval '1 minute'", 0};
+static const struct pg_stmt stmt_tail = {
+    "leaderboard_tail",
+    "SELECT " SQL_APPLIED_MEMBER ", leaderboard_speaker_id FROM analytics_events"
+    " WHERE leaderboard_event_id = $1 AND received_at >= $2::timestamptz",
+    2};
 
-/* Applies every view of a board (since `since`, or all) to the given keys. */
-static enum et_err rebuild_apply(struct pg *db, struct rds *r, const char *event_id,
-                                 const char *since, const char *board, const char *applied,
-                                 size_t *events, struct problem *p)
+/* Runs cmd (argc words) once per chunk of `words`, appending up to `chunk` of them. */
+static bool rds_chunked(struct rds *r, const char *const *cmd, int ncmd, const char **words,
+                        size_t nwords, size_t chunk)
 {
-    enum { CHUNK = 1000 };
+    const char **argv = malloc((size_t)(ncmd + (int)chunk) * sizeof *argv);
+    bool ok = argv != NULL;
+
+    for (size_t start = 0; ok && start < nwords; start += chunk) {
+        size_t n = nwords - start < chunk ? nwords - start : chunk;
+        redisReply *reply;
+        for (int i = 0; i < ncmd; i++)
+            argv[i] = cmd[i];
+        for (size_t i = 0; i < n; i++)
+            argv[(size_t)ncmd + i] = words[start + i];
+        reply = rds_command(r, ncmd + (int)n, argv, NULL);
+        ok = reply && reply->type != REDIS_REPLY_ERROR;
+        freeReplyObject(reply);
+    }
+    free(argv);
+    return ok;
+}
+
+/* Writes a snapshot's counts and live members into fresh temporary keys. */
+static bool rebuild_write_temp(struct rds *r, const PGresult *counts, const PGresult *members,
+                               const char *tmp_board, const char *tmp_applied)
+{
+    const char *del[] = {"DEL", tmp_board, tmp_applied};
+    const char *sadd[] = {"SADD", tmp_applied};
+    const char **words;
+    int n;
+    bool ok;
+
+    freeReplyObject(rds_command(r, 3, del, NULL));
+    for (int i = 0; i < PQntuples(counts); i++) {
+        /* ZINCRBY on a fresh key, from zero: the same operation as live traffic. */
+        const char *zincrby[] = {"ZINCRBY", tmp_board, PQgetvalue(counts, i, 1),
+                                 PQgetvalue(counts, i, 0)};
+        redisReply *reply = rds_command(r, 4, zincrby, NULL);
+        ok = reply && reply->type != REDIS_REPLY_ERROR;
+        freeReplyObject(reply);
+        if (!ok)
+            return false;
+    }
+    n = PQntuples(members);
+    if (n == 0)
+        return true;
+    if ((words = malloc((size_t)n * sizeof *words)) == NULL)
+        return false;
+    for (int i = 0; i < n; i++)
+        words[i] = PQgetvalue(members, i, 0);
+    ok = rds_chunked(r, sadd, 2, words, (size_t)n, SADD_CHUNK);
+    free(words);
+    if (ok) {
+        char retention[24];
+        const char *expire[] = {"EXPIRE", tmp_applied, retention};
+        snprintf(retention, sizeof retention, "%lld", retention_seconds);
+        freeReplyObject(rds_command(r, 3, expire, NULL));
+    }
+    return ok;
+}
+
+/* Applies the views received since `since` to the live board (the tail of note 5). */
+static bool rebuild_replay_tail(struct pg *db, struct rds *r, const char *event_id,
+                                const char *since, struct problem *p)
+{
     const char *params[] = {event_id, since};
-    PGresult *res = pg_exec(db, &stmt_views, params, p);
+    char board[KEY_MAX], applied[KEY_MAX];
+    PGresult *res = pg_exec(db, &stmt_tail, params, p);
+    const char **argv;
     int rows;
+    bool ok;
 
     if (res == NULL)
-        return p->err;
+        return false;
     rows = PQntuples(res);
-    for (int start = 0; start < rows; start += CHUNK) {
-        size_t n = (size_t)(rows - start < CHUNK ? rows - start : CHUNK);
-        const char *argv[CHUNK * 4];
-        redisReply *replies[CHUNK];
-        bool ok;
-
-        for (size_t i = 0; i < n; i++) {
-            argv[i * 4 + 0] = board;
-            argv[i * 4 + 1] = applied;
-            argv[i * 4 + 2] = PQgetvalue(res, start + (int)i, 0);
-            argv[i * 4 + 3] = PQgetvalue(res, start + (int)i, 1);
-        }
-        ok = rds_eval_many(r, &script_apply, 2, 4, argv, NULL, n, replies);
-        for (size_t i = 0; i < n; i++) {
-            ok = ok && replies[i] && replies[i]->type != REDIS_REPLY_ERROR;
-            freeReplyObject(replies[i]);
-        }
-        if (!ok) {
-            PQclear(res);
-            return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
-                               "Redis failed during the rebuild of %s", event_id);
-        }
-    }
-    *events += (size_t)rows;
-    PQclear(res);
-    return ET_OK;
-}
-
-static enum et_err rebuild_one(struct pg *db, struct rds *r, const char *event_id,
-                               size_t *events, struct problem *p)
-{
-    char board[KEY_MAX], applied[KEY_MAX], tmp_board[KEY_MAX], tmp_applied[KEY_MAX];
-    const char *swap_argv[] = {board, applied, tmp_board, tmp_applied};
-    const char *del_argv[] = {"DEL", tmp_board, tmp_applied};
-    PGresult *res;
-    redisReply *reply = NULL;
-    char since[64];
-    size_t replayed = 0;
-    enum et_err err;
-
     board_key(board, event_id, "");
     board_key(applied, event_id, ":applied");
-    board_key(tmp_board, event_id, ":rebuild");
-    board_key(tmp_applied, event_id, ":rebuild:applied");
-
-    if ((res = pg_exec(db, &stmt_now, NULL, p)) == NULL)
-        return p->err;
-    snprintf(since, sizeof since, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-
-    freeReplyObject(rds_command(r, 3, del_argv, NULL));
-    if ((err = rebuild_apply(db, r, event_id, NULL, tmp_board, tmp_applied, events, p)) != ET_OK)
-        return err;
-    if (!rds_eval_many(r, &script_swap, 4, 4, swap_argv, NULL, 1, &reply) || reply == NULL ||
-        reply->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(reply);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
-                           "Redis failed while swapping the rebuilt board of %s", event_id);
+    argv = calloc((size_t)rows * 4 + 1, sizeof *argv);
+    ok = argv != NULL;
+    for (int i = 0; ok && i < rows; i++) {
+        argv[i * 4 + 0] = board;
+        argv[i * 4 + 1] = applied;
+        argv[i * 4 + 2] = PQgetvalue(res, i, 0);
+        argv[i * 4 + 3] = PQgetvalue(res, i, 1);
     }
-    freeReplyObject(reply);
-    /* Views committed while the snapshot was read went to the old keys. */
-    return rebuild_apply(db, r, event_id, since, board, applied, &replayed, p);
+    ok = ok && (rows == 0 || apply_views(r, argv, (size_t)rows));
+    free(argv);
+    PQclear(res);
+    return ok;
 }
 
-enum et_err leaderboard_rebuild(struct pg *db, const struct redis_target *redis,
-                                const char *event_id, size_t *boards, size_t *events,
-                                struct problem *p)
+static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event_id,
+                                 size_t *events, struct problem *p)
 {
-    const char *params[] = {event_id};
-    struct rds *r = rds_open(redis, p);
+    char board[KEY_MAX], applied[KEY_MAX], tmp_board[KEY_MAX], tmp_applied[KEY_MAX];
+    char token[ID_MAX + 1], suffix[ID_MAX + 20], since[64];
+    const char *params[2] = {event_id, since};
+    const char *swap_argv[] = {board, applied, tmp_board, tmp_applied};
+    PGresult *start = NULL, *counts = NULL, *members = NULL;
+    redisReply *reply = NULL;
+    enum et_err err = ET_OK;
+
+    /* Temporary keys unique to this rebuild: two processes may rebuild at once. */
+    id_generate(token, NULL);
+    board_key(board, event_id, "");
+    board_key(applied, event_id, ":applied");
+    snprintf(suffix, sizeof suffix, ":rebuild:%s", token);
+    board_key(tmp_board, event_id, suffix);
+    snprintf(suffix, sizeof suffix, ":rebuild:%s:applied", token);
+    board_key(tmp_applied, event_id, suffix);
+
+    if ((err = pg_command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", p)) != ET_OK)
+        return err;
+    if ((start = pg_exec(db, &stmt_snapshot_start, NULL, p)) == NULL)
+        goto fail;
+    snprintf(since, sizeof since, "%s", PQgetvalue(start, 0, 0));
+    if ((counts = pg_exec(db, &stmt_counts, params, p)) == NULL ||
+        (members = pg_exec(db, &stmt_live_members, params, p)) == NULL)
+        goto fail;
+    if ((err = pg_command(db, "COMMIT", p)) != ET_OK)
+        goto done;
+
+    if (!rebuild_write_temp(r, counts, members, tmp_board, tmp_applied) ||
+        !rds_eval_many(r, &script_swap, 4, 4, swap_argv, NULL, 1, &reply) || reply == NULL ||
+        reply->type == REDIS_REPLY_ERROR || !epoch_bump(r)) {
+        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+                          "Redis failed during the rebuild of %s", event_id);
+        goto done;
+    }
+    for (int i = 0; i < PQntuples(counts); i++)
+        *events += (size_t)strtoull(PQgetvalue(counts, i, 1), NULL, 10);
+    if (!rebuild_replay_tail(db, r, event_id, since, p))
+        err = p->err != ET_OK ? p->err
+                              : problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+                                            "Redis failed while replaying the tail of %s", event_id);
+    goto done;
+fail:
+    err = p->err;
+    {
+        struct problem ignored = {0};
+        pg_command(db, "ROLLBACK", &ignored);
+    }
+done:
+    freeReplyObject(reply);
+    PQclear(members);
+    PQclear(counts);
+    PQclear(start);
+    return err;
+}
+
+enum et_err leaderboard_rebuild(struct pg *db, struct rds *r, const char *event_id,
+                                size_t *boards, size_t *events, struct problem *p)
+{
     PGresult *res;
     enum et_err err = ET_OK;
 
     *boards = *events = 0;
-    if (r == NULL)
-        return p->err;
-    if ((res = pg_exec(db, &stmt_boards, params, p)) == NULL) {
-        rds_close(r);
-        return p->err;
+    if (event_id != NULL) {
+        if ((err = rebuild_board(db, r, event_id, events, p)) == ET_OK)
+            *boards = 1;
+        return err;
     }
-    for (int i = 0; i < PQntuples(res) && err == ET_OK; i++) {
-        err = rebuild_one(db, r, PQgetvalue(res, i, 0), events, p);
-        if (err == ET_OK)
+    if ((res = pg_exec(db, &stmt_boards, NULL, p)) == NULL)
+        return p->err;
+    for (int i = 0; i < PQntuples(res) && err == ET_OK; i++)
+        if ((err = rebuild_board(db, r, PQgetvalue(res, i, 0), events, p)) == ET_OK)
             (*boards)++;
-    }
     PQclear(res);
-    /* A board whose views were all removed has no row above: clear it too. */
-    if (err == ET_OK && event_id != NULL && *boards == 0) {
-        err = rebuild_one(db, r, event_id, events, p);
-        if (err == ET_OK)
-            (*boards)++;
-    }
-    rds_close(r);
     return err;
+}
+
+/* ---- the convergence worker's pass (design notes 3, 4, 6) ---- */
+
+static const struct pg_stmt stmt_outbox_take = {
+    "leaderboard_outbox_take",
+    "SELECT o.seq, e.leaderboard_event_id, e.leaderboard_speaker_id, " SQL_APPLIED_MEMBER
+    "  FROM leaderboard_outbox o JOIN analytics_events e ON e.seq = o.seq"
+    " WHERE o.created_at >= now() - make_interval(secs => $1::double precision)"
+    " ORDER BY o.seq LIMIT 1000 FOR UPDATE OF o SKIP LOCKED",
+    1};
+
+static const struct pg_stmt stmt_outbox_done = {
+    "leaderboard_outbox_done",
+    "DELETE FROM leaderboard_outbox WHERE seq = ANY($1::bigint[])", 1};
+
+/* Boards with outbox rows older than the applied set's retention (note 6). */
+static const struct pg_stmt stmt_outbox_stale_boards = {
+    "leaderboard_outbox_stale_boards",
+    "SELECT DISTINCT e.leaderboard_event_id"
+    "  FROM leaderboard_outbox o JOIN analytics_events e ON e.seq = o.seq"
+    " WHERE o.created_at < now() - make_interval(secs => $1::double precision)",
+    1};
+
+/* After its board was rebuilt (which counted them), the stale rows can go. */
+static const struct pg_stmt stmt_outbox_stale_done = {
+    "leaderboard_outbox_stale_done",
+    "DELETE FROM leaderboard_outbox o USING analytics_events e"
+    " WHERE e.seq = o.seq AND e.leaderboard_event_id = $2"
+    "   AND o.created_at < now() - make_interval(secs => $1::double precision)",
+    2};
+
+/* Design note 4: did Redis lose writes we saw acknowledged? */
+static bool redis_lost_data(struct rds *r, bool *lost)
+{
+    const char *argv[] = {"GET", EPOCH_KEY};
+    redisReply *reply = rds_command(r, 2, argv, NULL);
+
+    if (reply == NULL || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL)) {
+        freeReplyObject(reply);
+        return false;
+    }
+    *lost = reply->type == REDIS_REPLY_NIL ||
+            strtoll(reply->str, NULL, 10) < atomic_load(&epoch_seen);
+    freeReplyObject(reply);
+    return true;
+}
+
+/* Design note 6: outbox rows too old to replay safely are settled by a rebuild. */
+static enum et_err sync_stale(struct pg *db, struct rds *r, struct sync_stats *st,
+                              struct problem *p)
+{
+    char retention[24];
+    const char *params[] = {retention, NULL};
+    PGresult *boards, *done;
+    enum et_err err = ET_OK;
+
+    snprintf(retention, sizeof retention, "%lld", retention_seconds);
+    if ((boards = pg_exec(db, &stmt_outbox_stale_boards, params, p)) == NULL)
+        return p->err;
+    for (int i = 0; i < PQntuples(boards) && err == ET_OK; i++) {
+        size_t rebuilt, events;
+        params[1] = PQgetvalue(boards, i, 0);
+        if ((err = leaderboard_rebuild(db, r, params[1], &rebuilt, &events, p)) != ET_OK)
+            break;
+        st->rebuilt_boards += rebuilt;
+        if ((done = pg_exec(db, &stmt_outbox_stale_done, params, p)) == NULL)
+            err = p->err;
+        PQclear(done);
+    }
+    PQclear(boards);
+    return err;
+}
+
+/* Applies one batch of the outbox and deletes it, in one transaction. */
+static enum et_err sync_outbox_batch(struct pg *db, struct rds *r, size_t *taken,
+                                     struct sync_stats *st, struct problem *p)
+{
+    char retention[24], (*keys)[2][KEY_MAX] = NULL;
+    const char *take_params[] = {retention};
+    const char **argv = NULL;
+    PGresult *rows = NULL, *done = NULL;
+    struct buf seqs = BUF_INIT;
+    size_t n = 0;
+    enum et_err err;
+
+    *taken = 0;
+    snprintf(retention, sizeof retention, "%lld", retention_seconds);
+    if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
+        return err;
+    if ((rows = pg_exec(db, &stmt_outbox_take, take_params, p)) == NULL)
+        goto fail;
+    n = (size_t)PQntuples(rows);
+    if (n == 0)
+        goto commit;
+    keys = calloc(n, sizeof *keys);
+    argv = calloc(n * 4, sizeof *argv);
+    if (keys == NULL || argv == NULL) {
+        problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+        goto fail;
+    }
+    buf_putc(&seqs, '{');
+    for (size_t i = 0; i < n; i++) {
+        buf_printf(&seqs, "%s%s", i ? "," : "", PQgetvalue(rows, (int)i, 0));
+        board_key(keys[i][0], PQgetvalue(rows, (int)i, 1), "");
+        board_key(keys[i][1], PQgetvalue(rows, (int)i, 1), ":applied");
+        argv[i * 4 + 0] = keys[i][0];
+        argv[i * 4 + 1] = keys[i][1];
+        argv[i * 4 + 2] = PQgetvalue(rows, (int)i, 3);
+        argv[i * 4 + 3] = PQgetvalue(rows, (int)i, 2);
+    }
+    buf_putc(&seqs, '}');
+    if (seqs.failed) {
+        problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+        goto fail;
+    }
+    /* Redis first, then the delete: a row leaves the outbox only once applied. */
+    if (!apply_views(r, argv, n)) {
+        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis did not take the outbox");
+        goto fail;
+    }
+    {
+        const char *done_params[] = {seqs.data};
+        if ((done = pg_exec(db, &stmt_outbox_done, done_params, p)) == NULL)
+            goto fail;
+    }
+commit:
+    if ((err = pg_command(db, "COMMIT", p)) == ET_OK) {
+        *taken = n;
+        st->applied += n;
+    }
+    goto out;
+fail:
+    err = p->err;
+    {
+        struct problem ignored = {0};
+        pg_command(db, "ROLLBACK", &ignored);
+    }
+out:
+    buf_free(&seqs);
+    PQclear(done);
+    PQclear(rows);
+    free(argv);
+    free(keys);
+    return err;
+}
+
+enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct sync_stats *st,
+                             struct problem *p)
+{
+    struct pg *db;
+    struct rds *r;
+    bool lost = false;
+    size_t taken;
+    enum et_err err;
+
+    memset(st, 0, sizeof *st);
+    if ((r = rds_session(redis, p)) == NULL || (db = pg_session(pg, p)) == NULL)
+        return p->err;
+    if (!redis_lost_data(r, &lost))
+        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+    if (lost) {
+        size_t events;
+        st->redis_lost = true;
+        fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
+                        " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
+        atomic_store(&epoch_seen, 0);
+        if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
+            return err;
+        if (!epoch_bump(r))
+            return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+    }
+    if ((err = sync_stale(db, r, st, p)) != ET_OK)
+        return err;
+    /* Drain what is there now; a steady stream is left for the next pass. */
+    for (int batches = 0; batches < 20; batches++) {
+        if ((err = sync_outbox_batch(db, r, &taken, st, p)) != ET_OK)
+            return err;
+        if (taken < SYNC_BATCH)
+            break;
+    }
+    return ET_OK;
 }

@@ -47,8 +47,5 @@ long rds_pool_connections(const struct rds_pool *pool);
 long rds_pool_errors(const struct rds_pool *pool);
 void rds_pool_count_error(struct rds_pool *pool);
 
-/* A one-off connection for CLI commands; rds_close it. */
-struct rds *rds_open(const struct redis_target *target, struct problem *p);
-void rds_close(struct rds *r);
 
 #endif

@@ -18,6 +18,7 @@
 
 struct pg;
 struct pg_pool;
+struct rds;
 struct rds_pool;
 struct redis_target;
 
@@ -29,6 +30,8 @@ struct rds_pool *rds_pool_new(const struct redis_target *target);
 void rds_pool_free(struct rds_pool *pool);                       /* NULL is a no-op */
 struct pg *pg_open(const char *conninfo, struct problem *p);
 void pg_close(struct pg *db);                                    /* NULL is a no-op */
+struct rds *rds_open(const struct redis_target *target, struct problem *p);
+void rds_close(struct rds *r);                                   /* NULL is a no-op */
 
 /* This thread's PostgreSQL connection, (re)opened as needed; NULL with
  * p = unavailable when PostgreSQL cannot be reached. */
@@ -112,27 +115,39 @@ void idempotency_abort(struct pg *db);
 enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *tenant,
                              struct analytics_event *events, size_t count, struct problem *p);
 
-/* Leaderboards, constraint B (store/leaderboards.c): Redis only. */
+/*
+ * Leaderboards, constraint B (store/leaderboards.c). Reads touch Redis only.
+ * Writes apply committed views exactly once; leaderboard_sync is one pass of
+ * the convergence worker (design notes in leaderboards.c).
+ */
 #define LEADERBOARD_TOP_MAX 100
+/* Process-wide, set once at start: how long a board's applied set outlives its last view. */
+void leaderboard_configure(long long applied_retention_seconds);
 enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long long top_n,
                             struct leaderboard_entry *out, size_t *count, struct problem *p);
 enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
                                 const char *speaker_id, struct leaderboard_entry *out,
                                 struct problem *p);
-/* Applies newly logged session views (exactly once per analytics event id). */
 struct board_increment {
     const char *event_id;          /* the conference */
     const char *speaker_id;
-    const char *member;            /* the analytics event's dedup identity, SQL_APPLIED_MEMBER */
+    const char *member;            /* the view's identity in the applied set: SQL_APPLIED_MEMBER */
 };
 enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increment *inc,
                               size_t count, struct problem *p);
 long leaderboard_apply_failures(void);
-/* Recomputes one conference's board (or every board when event_id is NULL)
- * from PostgreSQL, on the given one-off connections. */
-enum et_err leaderboard_rebuild(struct pg *db, const struct redis_target *redis,
-                                const char *event_id, size_t *boards, size_t *events,
-                                struct problem *p);
+
+struct sync_stats {
+    bool redis_lost;               /* Redis had lost acknowledged writes: all boards rebuilt */
+    size_t rebuilt_boards;
+    size_t applied;                /* outbox rows applied and removed */
+};
+enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct sync_stats *st,
+                             struct problem *p);
+/* Recomputes one board (or all when event_id is NULL) from PostgreSQL and
+ * swaps it in atomically. */
+enum et_err leaderboard_rebuild(struct pg *db, struct rds *r, const char *event_id,
+                                size_t *boards, size_t *events, struct problem *p);
 
 /* Schema migrations (store/migrate.c). */
 enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p);
