@@ -176,3 +176,34 @@ Test(auth, keys_can_be_issued_and_revoked)
     g = http_get_as(opath, key);
     EXPECT_401(g);
 }
+
+/* Regression: a registration naming another organization's session, paid by
+ * the caller's own organization, answered "does not run the event of this
+ * session", which told the caller that the session exists. It must read
+ * exactly like a session that does not exist. */
+Test(auth, another_tenants_session_reads_as_unknown_in_a_registration)
+{
+    char *key_a = NULL, *key_b = NULL;
+    char *a = make_org_key(5, &key_a);
+    char *b = make_org_key(5, &key_b);
+    char *ses_b = make_session(make_event(b), it_id("spk"));
+    char *missing = it_id("ses");
+    const char *sessions[] = {ses_b, missing};
+    char *details[2];
+
+    for (int i = 0; i < 2; i++) {
+        char *body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
+                         "\"ticket_type\":\"standard\",\"price_paid\":1}",
+                         sessions[i], it_id("user"), a);
+        struct http_resp *r = http_post_json_as("/v1/registrations", body, key_a);
+        EXPECT_PROBLEM_FIELD(r, 422, "validation-failed", "session_id");
+        details[i] = strdup(jstr(resp_json(r), "detail"));
+        http_resp_free(r);
+    }
+    cr_assert_str_eq(details[0], details[1], "another tenant's session is distinguishable: \"%s\" vs \"%s\"",
+                     details[0], details[1]);
+    cr_assert_eq(get_balance(a), 5);
+    cr_assert_eq(get_balance(b), 5);
+    free(details[0]);
+    free(details[1]);
+}

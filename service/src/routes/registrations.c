@@ -11,12 +11,18 @@
 #include "routes/routes.h"
 #include "store/store.h"
 
+struct register_call {
+    struct registration registration;
+    const char *tenant;
+};
+
 static void register_op(struct pg *db, void *arg, struct response *res)
 {
-    struct registration *r = arg;
+    struct register_call *call = arg;
+    struct registration *r = &call->registration;
     struct problem p = {0};
 
-    if (registrations_create(db, r, &p) != ET_OK) {
+    if (registrations_create(db, r, call->tenant, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -27,16 +33,16 @@ static void register_op(struct pg *db, void *arg, struct response *res)
 void api_registrations_create(struct request *req, struct response *res)
 {
     struct problem p = {0};
-    struct registration r;
+    struct register_call call = {.tenant = req_tenant(req)};
     struct pg *db;
 
-    if (decode_registration_new(req->body, req->body_len, &r, &p) != ET_OK ||
-        !tenant_owns(req, r.organization_id, "organization_id", &p) ||
+    if (decode_registration_new(req->body, req->body_len, &call.registration, &p) != ET_OK ||
+        !tenant_owns(req, call.registration.organization_id, "organization_id", &p) ||
         (db = pg_session(req->app->pg, &p)) == NULL) {
         respond_problem(res, &p);
         return;
     }
-    idempotent_run(req, res, db, register_op, &r);
+    idempotent_run(req, res, db, register_op, &call);
 }
 
 void api_registrations_get(struct request *req, struct response *res)

@@ -66,7 +66,7 @@ static const struct pg_stmt stmt_get = {
     2};
 
 static enum et_err registration_refused(struct pg *db, const struct registration *r,
-                                        struct problem *p)
+                                        const char *tenant, struct problem *p)
 {
     const char *params[] = {r->organization_id, r->session_id, r->user_id};
     PGresult *res = pg_exec(db, &stmt_refusal, params, p);
@@ -77,7 +77,9 @@ static enum et_err registration_refused(struct pg *db, const struct registration
     if (PQgetisnull(res, 0, 0)) {
         problem_field(p, "organization_id", "no such organization");
         err = problem_set(p, ET_ERR_INVALID, NULL, "the registration refers to an unknown organization");
-    } else if (PQgetisnull(res, 0, 1)) {
+    } else if (PQgetisnull(res, 0, 1) ||
+               (tenant != NULL && strcmp(PQgetvalue(res, 0, 1), tenant) != 0)) {
+        /* Another tenant's session must look exactly like a missing one. */
         problem_field(p, "session_id", "no such session");
         err = problem_set(p, ET_ERR_INVALID, NULL, "the registration refers to an unknown session");
     } else if (strcmp(PQgetvalue(res, 0, 1), r->organization_id) != 0) {
@@ -97,7 +99,8 @@ static enum et_err registration_refused(struct pg *db, const struct registration
     return err;
 }
 
-enum et_err registrations_create(struct pg *db, struct registration *r, struct problem *p)
+enum et_err registrations_create(struct pg *db, struct registration *r, const char *tenant,
+                                 struct problem *p)
 {
     const char *params[] = {r->id, r->session_id, r->organization_id, r->user_id, r->ticket_type,
                             r->price_paid};
@@ -114,7 +117,7 @@ enum et_err registrations_create(struct pg *db, struct registration *r, struct p
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return registration_refused(db, r, p);
+        return registration_refused(db, r, tenant, p);
     }
     snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, 0, 0));
     snprintf(r->registered_at, sizeof r->registered_at, "%s", PQgetvalue(res, 0, 1));

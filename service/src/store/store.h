@@ -82,7 +82,8 @@ enum et_err sessions_get(struct pg *db, const char *id, const char *tenant, stru
                          struct problem *p);
 
 /* Registrations, constraint A (store/registrations.c). */
-enum et_err registrations_create(struct pg *db, struct registration *r, struct problem *p);
+enum et_err registrations_create(struct pg *db, struct registration *r, const char *tenant,
+                                 struct problem *p);
 enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
                               struct registration *out, struct problem *p);
 
