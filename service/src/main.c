@@ -13,7 +13,7 @@
 #include "config.h"
 #include "http/server.h"
 #include "json/read.h"
-#include "leaderboard_worker.h"
+#include "worker.h"
 #include "metrics.h"
 #include "routes/routes.h"
 #include "store/store.h"
@@ -82,7 +82,7 @@ static int cmd_serve(const struct config *cfg)
 {
     struct app app = {.cfg = cfg};
     struct http_server *server = NULL;
-    struct leaderboard_worker *worker = NULL;
+    struct worker *worker = NULL;
     sigset_t signals;
     char err[256];
     int sig, status = 1;
@@ -115,8 +115,8 @@ static int cmd_serve(const struct config *cfg)
         fprintf(stderr, "eventtrack: %s\n", err);
         goto done;
     }
-    if ((worker = leaderboard_worker_start(&app)) == NULL) {
-        fprintf(stderr, "eventtrack: cannot start the leaderboard worker thread\n");
+    if ((worker = worker_start(&app)) == NULL) {
+        fprintf(stderr, "eventtrack: cannot start the background worker thread\n");
         http_server_stop(server, 0);
         goto done;
     }
@@ -134,7 +134,7 @@ static int cmd_serve(const struct config *cfg)
     if (cfg->shutdown_grace_seconds > 0)
         nanosleep(&(struct timespec){(time_t)cfg->shutdown_grace_seconds, 0}, NULL);
     http_server_stop(server, (unsigned)cfg->shutdown_drain_seconds);
-    leaderboard_worker_stop(worker);
+    worker_stop(worker);
     status = 0;
 done:
     metrics_free(app.metrics);

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 TestSuite(idempotency, .init = it_setup);
 
@@ -144,4 +145,30 @@ Test(idempotency, keys_are_kept_per_endpoint_or_refused_never_mixed)
         EXPECT_PROBLEM(r, 422, "idempotency-key-reused");
         cr_assert_eq(get_balance(org), 4);
     }
+}
+
+/* Keys are promised for at least 24 h and then deleted by the background
+ * worker (its first pass purges), so the table does not grow forever. */
+Test(idempotency, records_past_their_retention_are_purged)
+{
+    char *old_key = it_id("old"), *fresh_key = it_id("fresh");
+    const char *insert =
+        "INSERT INTO idempotency_keys (scope, key, request, status, response_body, created_at)"
+        " VALUES ('admin POST /v1/test', $1, '{}', 200, '{}', now() - make_interval(hours => $2::int))";
+    pg_exec(insert, PG_PARAMS(old_key, "26"));
+    pg_exec(insert, PG_PARAMS(fresh_key, "23"));
+
+    const char *args[] = {NULL};
+    char *base = NULL;
+    pid_t pid = spawn_service(args, NULL, ET_IT_LOG_DIR "/integration-service-purge.log", &base);
+    long long left = 1;
+    for (int i = 0; i < 100 && left != 0; i++) {
+        left = pg_ll("SELECT count(*) FROM idempotency_keys WHERE key = $1", PG_PARAMS(old_key));
+        if (left)
+            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+    cr_assert_eq(left, 0, "a 26-hour-old idempotency record was not purged within 5 s");
+    cr_assert_eq(pg_ll("SELECT count(*) FROM idempotency_keys WHERE key = $1", PG_PARAMS(fresh_key)), 1,
+                 "a 23-hour-old record was purged: keys are promised for 24 h");
+    cr_assert_eq(stop_spawned_service(pid), 0);
 }

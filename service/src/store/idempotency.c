@@ -41,6 +41,35 @@ static const struct pg_stmt stmt_record = {
     " VALUES ($1, $2, $3::jsonb, $4::smallint, $5)",
     5};
 
+/* Batches keep each transaction short and never lock the whole table. */
+static const struct pg_stmt stmt_purge = {
+    "idempotency_purge",
+    "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY("
+    "  SELECT ctid FROM idempotency_keys"
+    "   WHERE created_at < now() - make_interval(hours => $1::integer) LIMIT 1000))",
+    1};
+
+enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purged,
+                              struct problem *p)
+{
+    char hours[16];
+    const char *params[] = {hours};
+
+    *purged = 0;
+    snprintf(hours, sizeof hours, "%d", max_age_hours);
+    for (;;) {
+        PGresult *res = pg_exec(db, &stmt_purge, params, p);
+        long long n;
+        if (res == NULL)
+            return p->err;
+        n = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        *purged += n;
+        if (n < 1000)
+            return ET_OK;
+    }
+}
+
 void idempotency_abort(struct pg *db)
 {
     struct problem ignored = {0};

@@ -103,6 +103,9 @@ enum et_err idempotency_finish(struct pg *db, const char *scope, const char *key
                                const char *request, size_t request_len, int status,
                                const char *body, struct problem *p);
 void idempotency_abort(struct pg *db);
+/* Deletes records older than max_age_hours, in batches; *purged counts them. */
+enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purged,
+                              struct problem *p);
 
 /*
  * Analytics ingest, constraint C (store/analytics.c). Logs every envelope not

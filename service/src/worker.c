@@ -1,16 +1,19 @@
 /*
- * leaderboard_worker.c - one thread per process running leaderboard_sync.
+ * worker.c - one background thread per process.
  *
- * Every `leaderboard_sync_ms` it checks that Redis has not lost acknowledged
- * writes (and rebuilds every board if it has), then applies the outbox: the
- * views PostgreSQL committed that the request path may not have applied.
- * This is what bounds the board's staleness when Redis was down or the
- * process died after a commit (docs/adr/0001, "Convergence"). The thread owns
- * its own PostgreSQL and Redis connections, like every worker thread.
- * Several processes may run it at once: outbox rows are taken with
- * FOR UPDATE SKIP LOCKED, and applying a view twice counts it once.
+ * Every `leaderboard_sync_ms` it runs leaderboard_sync: it checks that Redis
+ * has not lost acknowledged writes (and rebuilds every board if it has), then
+ * applies the outbox, the views PostgreSQL committed that the request path
+ * may not have applied. This is what bounds the board's staleness when Redis
+ * was down or the process died after a commit (docs/adr/0003). Once a minute
+ * it also deletes Idempotency-Key records past their retention.
+ *
+ * The thread owns its own PostgreSQL and Redis connections, like every HTTP
+ * worker thread. Several processes may run it at once: outbox rows are taken
+ * with FOR UPDATE SKIP LOCKED, applying a view twice counts it once, and a
+ * purge is idempotent.
  */
-#include "leaderboard_worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,7 +24,7 @@
 
 #include "store/store.h"
 
-struct leaderboard_worker {
+struct worker {
     struct app *app;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -29,10 +32,26 @@ struct leaderboard_worker {
     bool stopping;
 };
 
+#define PURGE_EVERY_MS 60000
+
+/* Idempotency records are promised for 24 h; keep them an hour longer. */
+static void purge_idempotency_keys(struct app *app)
+{
+    struct problem p = {0};
+    struct pg *db = pg_session(app->pg, &p);
+    long long purged = 0;
+
+    if (db == NULL || idempotency_purge(db, 25, &purged, &p) != ET_OK)
+        fprintf(stderr, "eventtrack: worker: idempotency purge skipped: %s\n", p.detail);
+    else if (purged > 0)
+        fprintf(stderr, "eventtrack: worker: %lld expired idempotency record(s) deleted\n", purged);
+}
+
 static void *worker_main(void *arg)
 {
-    struct leaderboard_worker *w = arg;
+    struct worker *w = arg;
     long long interval_ms = w->app->cfg->leaderboard_sync_ms;
+    long long since_purge_ms = PURGE_EVERY_MS;
     bool was_failing = false;
 
     pthread_mutex_lock(&w->lock);
@@ -44,14 +63,18 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         if (leaderboard_sync(w->app->pg, w->app->redis, &st, &p) != ET_OK) {
             if (!was_failing)   /* say it once per outage, not twice a second */
-                fprintf(stderr, "eventtrack: leaderboard worker: %s; retrying every %lld ms\n",
+                fprintf(stderr, "eventtrack: worker: leaderboard sync failed: %s; retrying every %lld ms\n",
                         p.detail, interval_ms);
             was_failing = true;
         } else {
             if (was_failing || st.redis_lost || st.rebuilt_boards > 0)
-                fprintf(stderr, "eventtrack: leaderboard worker: caught up (%zu board(s) rebuilt,"
+                fprintf(stderr, "eventtrack: worker: leaderboards caught up (%zu board(s) rebuilt,"
                                 " %zu outbox view(s) applied)\n", st.rebuilt_boards, st.applied);
             was_failing = false;
+        }
+        if ((since_purge_ms += interval_ms) >= PURGE_EVERY_MS) {
+            purge_idempotency_keys(w->app);
+            since_purge_ms = 0;
         }
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += interval_ms / 1000;
@@ -68,9 +91,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-struct leaderboard_worker *leaderboard_worker_start(struct app *app)
+struct worker *worker_start(struct app *app)
 {
-    struct leaderboard_worker *w = calloc(1, sizeof *w);
+    struct worker *w = calloc(1, sizeof *w);
 
     if (w == NULL)
         return NULL;
@@ -86,7 +109,7 @@ struct leaderboard_worker *leaderboard_worker_start(struct app *app)
     return w;
 }
 
-void leaderboard_worker_stop(struct leaderboard_worker *w)
+void worker_stop(struct worker *w)
 {
     if (w == NULL)
         return;
