@@ -17,7 +17,26 @@ enum et_err problem_set(struct problem *p, enum et_err err, const char *slug,
     va_start(ap, fmt);
     vsnprintf(p->detail, sizeof p->detail, fmt, ap);
     va_end(ap);
+    utf8_trim_partial(p->detail);
     return err;
+}
+
+void utf8_trim_partial(char *s)
+{
+    size_t n = strlen(s), start = n, need;
+    unsigned char lead;
+
+    /* Find the start of the last sequence (at most 3 continuation bytes back). */
+    while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (start == 0)
+        return;
+    lead = (unsigned char)s[start - 1];
+    if (lead < 0xc0)
+        return;                     /* ASCII: nothing cut */
+    need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+    if (n - (start - 1) < need)
+        s[start - 1] = '\0';
 }
 
 void problem_clear(struct problem *p)
@@ -34,8 +53,10 @@ void problem_field(struct problem *p, const char *field, const char *fmt, ...)
     if (p->nfields == PROBLEM_MAX_FIELDS)
         return;
     f = &p->fields[p->nfields++];
-    snprintf(f->field, sizeof f->field, "%s", field);
+    snprintf(f->field, sizeof f->field, "%s", field);   /* may be a client's key */
+    utf8_trim_partial(f->field);
     va_start(ap, fmt);
     vsnprintf(f->message, sizeof f->message, fmt, ap);
     va_end(ap);
+    utf8_trim_partial(f->message);
 }

@@ -56,6 +56,10 @@ struct problem {
 enum et_err problem_set(struct problem *p, enum et_err err, const char *slug,
                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Cuts a trailing incomplete UTF-8 sequence left by a truncating copy, so a
+ * client's multi-byte text cut at a field's size stays valid UTF-8. */
+void utf8_trim_partial(char *s);
+
 /* Forgets an earlier problem, to replace a generic one with a precise one. */
 void problem_clear(struct problem *p);
 

@@ -113,5 +113,6 @@ void respond_error(struct response *res, enum et_err err, const char *slug, cons
     va_start(ap, fmt);
     vsnprintf(p.detail, sizeof p.detail, fmt, ap);
     va_end(ap);
+    utf8_trim_partial(p.detail);
     respond_problem(res, &p);
 }

@@ -160,6 +160,7 @@ static void envelope_reject(struct analytics_event *ev, const struct problem *p)
                  p->fields[0].message);
     else
         snprintf(ev->error_detail, sizeof ev->error_detail, "%s", p->detail);
+    utf8_trim_partial(ev->error_detail);
 }
 
 enum et_err decode_analytics(const char *body, size_t len, struct analytics_event **events,
