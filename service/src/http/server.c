@@ -19,6 +19,15 @@
  *      request allocated is released here, once. (MHD calls it for every
  *      request whose URI callback ran, so no exchange can leak.)
  *
+ * Slow clients. MHD's connection timeout only measures inactivity, so a
+ * client trickling one byte a second would hold a connection forever
+ * (slowloris). A watchdog therefore gives every request `connection_timeout`
+ * from its first byte (or the previous response) to arrive completely, head
+ * and body, and shuts the socket of one that has not. MHD notifies a
+ * connection's close before it closes the socket, and the watchdog works
+ * under the same lock as that notification, so it can never touch a reused
+ * descriptor.
+ *
  * Shutdown drains requests, not connections: an idle keep-alive connection
  * is not work in flight, and waiting for clients to close it would hold a
  * SIGTERM for the whole drain time. Responses sent while draining say
@@ -30,7 +39,9 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +49,13 @@
 
 #include "http/router.h"
 #include "metrics.h"
+
+/* One open connection, as the slow-client watchdog sees it. */
+struct watched_conn {
+    struct watched_conn *prev, *next;
+    int fd;
+    atomic_ullong arriving_since_ns;    /* a request is arriving since; 0: none */
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -48,6 +66,13 @@ struct http_server {
     unsigned port;
     atomic_int in_flight;       /* requests between URI and completion callbacks */
     atomic_bool draining;
+    /* slow-client watchdog */
+    pthread_mutex_t watch_lock;
+    struct watched_conn *watched;
+    pthread_t watchdog;
+    bool watchdog_running;
+    atomic_bool watchdog_stop;
+    uint64_t arrival_limit_ns;
 };
 
 struct exchange {
@@ -81,14 +106,86 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return ex;
 }
 
+static struct watched_conn *watched_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+/* A request has fully arrived (head and body): the watchdog lets go of it. */
+static void arrival_done(struct MHD_Connection *conn)
+{
+    struct watched_conn *w = watched_of(conn);
+    if (w)
+        atomic_store(&w->arriving_since_ns, 0);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    struct watched_conn *w = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (info == NULL || (w = calloc(1, sizeof *w)) == NULL)
+            return;                         /* unwatched: only the idle timeout applies */
+        w->fd = info->connect_fd;
+        atomic_store(&w->arriving_since_ns, now_ns());
+        pthread_mutex_lock(&s->watch_lock);
+        w->next = s->watched;
+        if (s->watched)
+            s->watched->prev = w;
+        s->watched = w;
+        pthread_mutex_unlock(&s->watch_lock);
+        *socket_context = w;
+    } else if (w != NULL) {                 /* MHD_CONNECTION_NOTIFY_CLOSED, before close(fd) */
+        pthread_mutex_lock(&s->watch_lock);
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            s->watched = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        pthread_mutex_unlock(&s->watch_lock);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct http_server *s = arg;
+
+    while (!atomic_load(&s->watchdog_stop)) {
+        uint64_t now = now_ns();
+        pthread_mutex_lock(&s->watch_lock);
+        for (struct watched_conn *w = s->watched; w; w = w->next) {
+            uint64_t since = atomic_load(&w->arriving_since_ns);
+            if (since != 0 && now - since > s->arrival_limit_ns) {
+                shutdown(w->fd, SHUT_RDWR);   /* MHD sees the end and closes it */
+                atomic_store(&w->arriving_since_ns, 0);
+            }
+        }
+        pthread_mutex_unlock(&s->watch_lock);
+        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    }
+    return NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct http_server *s = cls;
     struct exchange *ex = *con_cls;
+    struct watched_conn *w = watched_of(conn);
 
-    (void)conn;
     (void)toe;
+    /* The next request on this connection may begin arriving now. */
+    if (w)
+        atomic_store(&w->arriving_since_ns, now_ns());
     if (ex == NULL)
         return;
     if (ex->res.status)
@@ -229,6 +326,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (ex->res.status != 0)                             /* already answered (413) */
         return MHD_YES;
+    arrival_done(conn);
     if (ex->refusal.err != ET_OK) {                      /* step 4 */
         respond_problem(&ex->res, &ex->refusal);
     } else if (ex->body.failed) {
@@ -278,6 +376,8 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         free(s);
         return NULL;
     }
+    pthread_mutex_init(&s->watch_lock, NULL);
+    s->arrival_limit_ns = (uint64_t)cfg->connection_timeout * 1000000000u;
     s->app = app;
     s->routes = routes;
     s->nroutes = nroutes;
@@ -289,6 +389,7 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
@@ -296,9 +397,14 @@ struct http_server *http_server_start(struct app *app, const struct route *route
     if (s->daemon == NULL) {
         snprintf(err, err_size, "setting port: cannot listen on %s:%lld (in use, or not allowed)",
                  cfg->bind, cfg->port);
+        pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return NULL;
     }
+    s->watchdog_running = pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0;
+    if (!s->watchdog_running)
+        fprintf(stderr, "eventtrack: http: no slow-client watchdog (thread failed to start);"
+                        " only the idle timeout applies\n");
     info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : (unsigned)cfg->port;
     return s;
@@ -322,5 +428,10 @@ void http_server_stop(struct http_server *s, unsigned drain_seconds)
     while (atomic_load(&s->in_flight) > 0 && now_ns() < deadline)
         nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
+    if (s->watchdog_running) {
+        atomic_store(&s->watchdog_stop, true);
+        pthread_join(s->watchdog, NULL);
+    }
+    pthread_mutex_destroy(&s->watch_lock);
     free(s);
 }
