@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -420,17 +421,22 @@ pid_t spawn_service(const char *const *extra_args, const char *const *env, const
     char **envp = env_with(env);
     int out[2];
     cr_assert(pipe2(out, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addopen(&fa, 2, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, ET_BINARY_PATH, &fa, NULL, (char *const *)argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* The service dies with the test process, even one killed mid-run, so
+         * an interrupted suite leaves no orphan serving behind it. */
+        int in = open("/dev/null", O_RDONLY);
+        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || in < 0 || log < 0 ||
+            dup2(in, 0) < 0 || dup2(out[1], 1) < 0 || dup2(log, 2) < 0)
+            _exit(127);
+        execve(ET_BINARY_PATH, (char *const *)argv, envp);
+        _exit(127);
+    }
     free(envp);
     close(out[1]);
-    cr_assert(rc == 0, "cannot run %s: %s", ET_BINARY_PATH, strerror(rc));
 
     static const char ready[] = "eventtrack: listening on ";
     char line[1024];

@@ -23,12 +23,18 @@
  *     again through note 2's script and deletes the rows Redis acknowledged.
  *     A view is therefore applied at least once whatever fails (Redis down,
  *     the process killed after the commit), and counted exactly once.
- *  4. Lost Redis data. After each batch of writes we INCR the epoch and
- *     remember the highest value Redis acknowledged. Redis persists in
- *     order (AOF), so if it ever loses acknowledged writes (restart without
- *     persistence, FLUSHALL, failover to a lagging replica, the last second
- *     of AOF everysec) it also loses epoch increments: the worker finds the
- *     epoch missing or lower than it saw, and rebuilds every board.
+ *  4. Lost Redis data. After each batch of writes we increment the epoch,
+ *     but only if it exists, and remember the highest value Redis
+ *     acknowledged. Redis persists in order (AOF), so if it ever loses
+ *     acknowledged writes (restart without persistence, FLUSHALL, failover
+ *     to a lagging replica, the last second of AOF everysec) it also loses
+ *     epoch increments. An increment's reply only ever grows, so the first
+ *     write after a loss sees the epoch missing or not above what this
+ *     process saw, and flags the loss; the worker then rebuilds every board
+ *     and restarts the epoch at the current time in microseconds, above any
+ *     value any process saw before. (A plain INCR would recreate a flushed
+ *     epoch, and enough traffic before the worker's next look would climb it
+ *     back past the old value: the loss would go unseen.)
  *  5. A rebuild reads one REPEATABLE READ snapshot of PostgreSQL: the counts
  *     (one GROUP BY on the partial index) and the ids of the views that may
  *     still be applied again (those in the outbox or received since one
@@ -52,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ids.h"
 #include "store/pg.h"
@@ -65,6 +72,7 @@
 
 static atomic_long apply_failures;
 static atomic_llong epoch_seen;             /* design note 4: highest epoch acknowledged */
+static atomic_bool loss_seen;               /* a write found the epoch gone or gone back */
 static long long retention_seconds = 7 * 24 * 3600;
 
 static const struct rds_script script_apply = {
@@ -87,6 +95,20 @@ static const struct rds_script script_swap = {
     "if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[1]) end\n"
     "if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('RENAME', KEYS[4], KEYS[2]) end\n"
     "return 1\n"};
+
+/* Increments the epoch only if it exists: a lost epoch stays lost until a rebuild. */
+static const struct rds_script script_epoch_bump = {
+    "epoch_bump",
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
+    "return redis.call('INCR', KEYS[1])\n"};
+
+/* After a full rebuild: the epoch restarts above anything seen before. */
+static const struct rds_script script_epoch_reset = {
+    "epoch_reset",
+    "local now = tonumber(ARGV[1])\n"
+    "local current = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if current < now then redis.call('SET', KEYS[1], now) return now end\n"
+    "return redis.call('INCR', KEYS[1])\n"};
 
 void leaderboard_configure(long long applied_retention_seconds)
 {
@@ -111,15 +133,43 @@ static void epoch_observe(long long epoch)
         ;
 }
 
-/* INCR the epoch after writes (design note 4); false if Redis failed. */
+/* Bumps the epoch after writes and checks it (design note 4); false if Redis failed. */
 static bool epoch_bump(struct rds *r)
 {
-    const char *argv[] = {"INCR", EPOCH_KEY};
-    redisReply *reply = rds_command(r, 2, argv, NULL);
-    bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
+    const char *argv[] = {EPOCH_KEY};
+    /* Compare with what was acknowledged before this increment was sent:
+     * other threads' replies may be recorded before or after ours. */
+    long long before = atomic_load(&epoch_seen);
+    redisReply *reply = NULL;
+    bool ok = rds_eval_many(r, &script_epoch_bump, 1, 1, argv, NULL, 1, &reply) && reply &&
+              (reply->type == REDIS_REPLY_INTEGER || reply->type == REDIS_REPLY_NIL);
 
-    if (ok)
-        epoch_observe(reply->integer);
+    if (ok) {
+        if (reply->type == REDIS_REPLY_NIL || reply->integer <= before)
+            atomic_store(&loss_seen, true);
+        else
+            epoch_observe(reply->integer);
+    }
+    freeReplyObject(reply);
+    return ok;
+}
+
+static bool epoch_reset(struct rds *r)
+{
+    struct timespec now;
+    char now_us[24];
+    const char *argv[] = {EPOCH_KEY, now_us};
+    redisReply *reply = NULL;
+    bool ok;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(now_us, sizeof now_us, "%lld", (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+    ok = rds_eval_many(r, &script_epoch_reset, 1, 2, argv, NULL, 1, &reply) && reply &&
+         reply->type == REDIS_REPLY_INTEGER;
+    if (ok) {
+        atomic_store(&epoch_seen, reply->integer);
+        atomic_store(&loss_seen, false);
+    }
     freeReplyObject(reply);
     return ok;
 }
@@ -491,7 +541,7 @@ static bool redis_lost_data(struct rds *r, bool *lost)
         return false;
     }
     *lost = reply->type == REDIS_REPLY_NIL ||
-            strtoll(reply->str, NULL, 10) < atomic_load(&epoch_seen);
+            strtoll(reply->str, NULL, 10) < atomic_load(&epoch_seen) || atomic_load(&loss_seen);
     freeReplyObject(reply);
     return true;
 }
@@ -614,10 +664,9 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
         st->redis_lost = true;
         fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
                         " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
-        atomic_store(&epoch_seen, 0);
         if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
             return err;
-        if (!epoch_bump(r))
+        if (!epoch_reset(r))
             return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
     }
     if ((err = sync_stale(db, r, st, p)) != ET_OK)
