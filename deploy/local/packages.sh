@@ -2,6 +2,9 @@
 # deploy/local/packages.sh — install the Debian 12 packages EventTrack needs to
 # build, test and run locally, but only those that are missing.
 #
+#   packages.sh           build, stores and test tooling (scripts/serve, scripts/test)
+#   packages.sh --bench   the same plus BENCH_PACKAGES (scripts/bench only)
+#
 # Why a script: scripts/serve and scripts/test call it first, so a fresh
 # machine needs no setup steps, while a ready one pays one dpkg-query and
 # prints nothing (no apt-get update unless something is missing).
@@ -9,6 +12,8 @@
 # Notes on names (checked with apt-cache on Debian 12):
 #   - postgresql-15 already contains pgbench and the contrib modules
 #     (it Provides postgresql-contrib-15, a virtual package).
+#   - libFuzzer and clang's sanitizer runtimes are in libclang-rt-14-dev,
+#     which clang-14 only recommends; llvm-14 has llvm-symbolizer.
 #   - Installing postgresql-15 makes Debian create and start a default cluster
 #     on port 5432. That is harmless: deploy/local/stores.sh runs its own
 #     cluster under .local/ on ET_PG_PORT and never uses the default one.
@@ -26,7 +31,28 @@ PACKAGES=(
     postgresql-15 postgresql-client-15 redis-server redis-tools
     # test tooling: `docker-compose config` check, HTTP pokes, JSON in scripts
     docker-compose curl jq
+    # scripts/check-sql (a C tokenizer; docker-compose pulls python3 in too)
+    python3
+    # fuzzing (tests/fuzz): clang, its runtimes (libFuzzer, ASan, UBSan: only
+    # recommended by clang, so named here), and llvm-symbolizer for stacks
+    clang libclang-rt-14-dev llvm-14
 )
+
+# Benchmark tooling, installed only by scripts/bench (`packages.sh --bench`),
+# so that CI and scripts/test never pull in load generators and plotters.
+# pgbench comes with postgresql-15 (above), redis-benchmark with redis-tools.
+BENCH_PACKAGES=(
+    wrk             # HTTP load generator with Lua scripts (tests/load/*.lua)
+    gnuplot-nox     # PNG plots of the results, no X11
+    valgrind        # --tool=callgrind: instructions per request (tests/load/callgrind.sh)
+    procps          # free(1), for the machine line of the results
+)
+
+case ${1:-} in
+    "") ;;
+    --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+    *) die "usage: $PROG [--bench]" ;;
+esac
 
 command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian 12 only"
 
