@@ -80,7 +80,7 @@ struct analytics_event {
     char event_type[EVENT_TYPE_MAX + 1];
     char user_id[ID_MAX + 1];
     char occurred_at[TIMESTAMP_BYTES];     /* empty: the server's now() */
-    char *payload;                         /* compact JSON object; owned, free() it */
+    char *payload;                         /* the JSON object as sent; owned, free() it */
     char session_id[ID_MAX + 1];           /* payload.session_id of a session_view, else empty */
     char speaker_id[ID_MAX + 1];           /* payload.speaker_id of a session_view, else empty */
     /* outcome, filled by validation and ingest */

@@ -236,3 +236,27 @@ Test(analytics, other_types_naming_a_session_move_no_board)
     char *key = lb_key(evt);
     cr_assert_eq(redis_ll("EXISTS %s", key), 0, "a session_like created the event's leaderboard");
 }
+
+/* The payload is stored as sent: numbers beyond a double's range or precision
+ * keep every digit (cJSON alone would print 1e400 as null, and round big
+ * integers), and a retry of the same text is still a duplicate. */
+Test(analytics, payload_numbers_are_stored_exactly)
+{
+    char *eid = it_id("num");
+    char *body = fmt("{\"event_id\":\"%s\",\"event_type\":\"measure\",\"user_id\":\"u\",\"payload\":"
+                     "{\"big\":12345678901234567890123,\"huge\":1e400,\"pi\":3.14159265358979323846}}",
+                     eid);
+    struct http_resp *r = http_post_json("/v1/analytics/events", body);
+    EXPECT_JSON(r, 201);
+    http_resp_free(r);
+    char *big = pg_text("SELECT payload->>'big' FROM analytics_events WHERE event_id = $1", PG_PARAMS(eid));
+    char *huge = pg_text("SELECT (payload->'huge')::numeric = 1e400 FROM analytics_events WHERE event_id = $1",
+                         PG_PARAMS(eid));
+    char *pi = pg_text("SELECT payload->>'pi' FROM analytics_events WHERE event_id = $1", PG_PARAMS(eid));
+    cr_assert_str_eq(big, "12345678901234567890123");
+    cr_assert_str_eq(huge, "t");
+    cr_assert_str_eq(pi, "3.14159265358979323846");
+    r = http_post_json("/v1/analytics/events", body);
+    EXPECT_JSON(r, 200);
+    http_resp_free(r);
+}

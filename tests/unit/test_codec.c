@@ -324,7 +324,8 @@ Test(decode_analytics, single_envelope)
     cr_assert_str_eq(d.ev[0].event_type, "page.view");
     cr_assert_str_eq(d.ev[0].user_id, "u1");
     cr_assert_str_eq(d.ev[0].occurred_at, "2026-11-21T09:30:00Z");
-    cr_assert_str_eq(d.ev[0].payload, "{\"a\":1,\"b\":[\"x\"]}");
+    /* Exactly as sent: PostgreSQL's jsonb normalizes it, exactly. */
+    cr_assert_str_eq(d.ev[0].payload, "{\"a\": 1, \"b\": [\"x\"]}");
     cr_assert_str_eq(d.ev[0].session_id, "");
     cr_assert_str_eq(d.ev[0].speaker_id, "");
     cr_assert_eq(d.ev[0].status, INGEST_CREATED);
@@ -713,4 +714,46 @@ Test(encode, speaker_rank)
 
     encode_speaker_rank(&w, "e1", &e);
     assert_output("{\"event_id\":\"e1\",\"speaker_id\":\"b\",\"rank\":1,\"score\":10}");
+}
+
+/* cJSON keeps numbers as doubles; re-printing would store 1e400 as null and
+ * round big integers. The payload must reach PostgreSQL as the client wrote it. */
+Test(decode_analytics, payload_numbers_are_passed_on_exactly)
+{
+    struct decoded d = analytics(
+        "{\"event_type\":\"t\",\"user_id\":\"u\",\"payload\":"
+        "{\"big\":12345678901234567890123,\"huge\":1e400,\"pi\":3.14159265358979323846}}");
+
+    cr_assert_eq(d.err, ET_OK, "%s", d.p.detail);
+    cr_assert_str_eq(d.ev[0].payload,
+                     "{\"big\":12345678901234567890123,\"huge\":1e400,\"pi\":3.14159265358979323846}");
+    analytics_events_free(d.ev, d.n);
+}
+
+Test(decode_analytics, batch_payloads_are_each_envelopes_own_text)
+{
+    struct decoded d = analytics(
+        "{\"batch\": [ {\"event_type\":\"t\",\"user_id\":\"u\",\"payload\":{\"n\": 10000000000000000001}} ,"
+        "{\"payload\":{\"s\":\"a,]}\\\"b\"},\"event_type\":\"t\",\"user_id\":\"u\"},"
+        "{\"event_type\":\"Bad\",\"user_id\":\"u\",\"payload\":{}},"
+        "{\"event_type\":\"t\",\"user_id\":\"u\",\"payload\":[]}, "
+        "{\"event_type\":\"t\",\"user_id\":\"u\",\"payload\":{\"x\":[1,{\"y\":2}]}}]}");
+
+    cr_assert_eq(d.err, ET_OK, "%s", d.p.detail);
+    cr_assert_eq(d.n, 5);
+    cr_assert_str_eq(d.ev[0].payload, "{\"n\": 10000000000000000001}");
+    cr_assert_str_eq(d.ev[1].payload, "{\"s\":\"a,]}\\\"b\"}");
+    cr_assert_eq(d.ev[2].status, INGEST_REJECTED);
+    cr_assert_eq(d.ev[3].status, INGEST_REJECTED);
+    cr_assert_str_eq(d.ev[4].payload, "{\"x\":[1,{\"y\":2}]}");
+    analytics_events_free(d.ev, d.n);
+}
+
+Test(decode_analytics, an_escaped_payload_key_falls_back_to_the_parsed_object)
+{
+    struct decoded d = analytics("{\"event_type\":\"t\",\"user_id\":\"u\",\"pay\\u006coad\":{\"a\":1}}");
+
+    cr_assert_eq(d.err, ET_OK, "%s", d.p.detail);
+    cr_assert_str_eq(d.ev[0].payload, "{\"a\":1}");
+    analytics_events_free(d.ev, d.n);
 }

@@ -869,3 +869,37 @@ Test(jr_int, max_llong_bound_not_overflowed)
     assert_one_field(&p, "v", "must be between 0 and 9223372036854775807");
     cJSON_Delete(root);
 }
+
+/* Spans of values inside validated JSON text (exact pass-through of payloads). */
+Test(json_span, member_span_finds_the_first_plain_key)
+{
+    const char *s = " { \"a\" : \"x\\\"}\" , \"payload\" :{\"k\":[1,2,{\"z\":\"]\"}]} , \"payload\":1 } ";
+    size_t start, end;
+
+    cr_assert(json_member_span(s, strlen(s), "payload", &start, &end));
+    cr_assert_eq(end - start, strlen("{\"k\":[1,2,{\"z\":\"]\"}]}"));
+    cr_assert_eq(strncmp(s + start, "{\"k\":[1,2,{\"z\":\"]\"}]}", end - start), 0);
+    cr_assert(json_member_span(s, strlen(s), "a", &start, &end));
+    cr_assert_eq(strncmp(s + start, "\"x\\\"}\"", end - start), 0);
+    cr_assert_not(json_member_span(s, strlen(s), "pay", &start, &end));
+    cr_assert_not(json_member_span("[1]", 3, "a", &start, &end));
+    cr_assert(json_member_span("{\"n\":-1.5e+3}", 13, "n", &start, &end));
+    cr_assert_eq(end - start, 7);
+}
+
+Test(json_span, element_next_walks_an_array)
+{
+    const char *s = "[ 1 , \"a,b\" ,{\"x\":[2,3]},[] ,true]";
+    const char *want[] = {"1", "\"a,b\"", "{\"x\":[2,3]}", "[]", "true"};
+    size_t pos = 0, start, end, n = 0;
+
+    while (json_element_next(s, strlen(s), &pos, &start, &end)) {
+        cr_assert_lt(n, 5);
+        cr_assert_eq(end - start, strlen(want[n]));
+        cr_assert_eq(strncmp(s + start, want[n], end - start), 0, "element %zu", n);
+        n++;
+    }
+    cr_assert_eq(n, 5);
+    pos = 0;
+    cr_assert_not(json_element_next("[ ]", 3, &pos, &start, &end));
+}

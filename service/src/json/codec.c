@@ -109,11 +109,29 @@ enum et_err decode_registration_new(const char *body, size_t len, struct registr
     return decode_end(root, p);
 }
 
+/* The payload exactly as the client wrote it (json_member_span), so PostgreSQL
+ * stores its numbers exactly; cJSON's re-print only when the key was escaped. */
+static char *payload_text(const cJSON *payload, const char *text, size_t len)
+{
+    size_t start, end;
+    char *printed, *copy;
+
+    if (json_member_span(text, len, "payload", &start, &end))
+        return strndup(text + start, end - start);
+    if ((printed = cJSON_PrintUnformatted(payload)) == NULL)
+        return NULL;
+    copy = strdup(printed);
+    cJSON_free(printed);
+    return copy;
+}
+
 /*
- * Validates one envelope into *ev. The idempotency key is the envelope's
- * event_id, else payload.event_id (the seed's form), else a fresh UUID.
+ * Validates one envelope (the cJSON tree and its text) into *ev. The
+ * idempotency key is the envelope's event_id, else payload.event_id (the
+ * seed's form), else a fresh UUID.
  */
-static void decode_envelope(const cJSON *env, struct analytics_event *ev, struct problem *p)
+static void decode_envelope(const cJSON *env, const char *text, size_t len,
+                            struct analytics_event *ev, struct problem *p)
 {
     static const char *const allowed[] = {"event_id", "event_type", "user_id", "occurred_at",
                                           "payload", NULL};
@@ -145,7 +163,7 @@ static void decode_envelope(const cJSON *env, struct analytics_event *ev, struct
         return;
     if (ev->event_id[0] == '\0')
         id_generate(ev->event_id, NULL);
-    ev->payload = cJSON_PrintUnformatted(payload);
+    ev->payload = payload_text(payload, text, len);
     if (ev->payload == NULL)
         problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
 }
@@ -199,7 +217,7 @@ enum et_err decode_analytics(const char *body, size_t len, struct analytics_even
         return problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
     }
     if (!*is_batch) {
-        decode_envelope(root, &evs[0], p);
+        decode_envelope(root, body, len, &evs[0], p);
         cJSON_Delete(root);
         if (p->err != ET_OK) {
             analytics_events_free(evs, 1);
@@ -211,9 +229,14 @@ enum et_err decode_analytics(const char *body, size_t len, struct analytics_even
         *count = 1;
         return ET_OK;
     }
+    size_t batch_start = 0, batch_end = 0, pos = 0, el_start = 0, el_end = 0;
+    json_member_span(body, len, "batch", &batch_start, &batch_end);
     cJSON_ArrayForEach(item, batch) {
         struct problem ip = {0};
-        decode_envelope(item, &evs[i], &ip);
+        /* The element's text, for its exact payload; empty if not found. */
+        if (!json_element_next(body + batch_start, batch_end - batch_start, &pos, &el_start, &el_end))
+            el_start = el_end = 0;
+        decode_envelope(item, body + batch_start + el_start, el_end - el_start, &evs[i], &ip);
         if (ip.err == ET_ERR_INTERNAL) {
             cJSON_Delete(root);
             analytics_events_free(evs, n);
@@ -235,7 +258,7 @@ void analytics_events_free(struct analytics_event *events, size_t count)
     if (events == NULL)
         return;
     for (size_t i = 0; i < count; i++)
-        cJSON_free(events[i].payload);
+        free(events[i].payload);
     free(events);
 }
 

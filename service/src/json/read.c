@@ -137,6 +137,85 @@ enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem
     return ET_OK;
 }
 
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* The index just past the value starting at s[i] (valid JSON assumed). */
+static size_t skip_value(const char *s, size_t len, size_t i)
+{
+    unsigned depth = 0;
+    bool in_string = false;
+
+    if (i < len && s[i] != '"' && s[i] != '{' && s[i] != '[') {      /* number or literal */
+        while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
+               s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            i++;
+        return i;
+    }
+    for (; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"' && (in_string = false, depth == 0))
+                return i + 1;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return len;
+}
+
+bool json_member_span(const char *s, size_t len, const char *key, size_t *start, size_t *end)
+{
+    size_t klen = strlen(key), i = skip_ws(s, len, 0);
+
+    if (i >= len || s[i] != '{')
+        return false;
+    for (i = skip_ws(s, len, i + 1); i < len && s[i] == '"';) {
+        size_t kstart = i + 1, kend = skip_value(s, len, i) - 1;
+        bool match = kend - kstart == klen && memcmp(s + kstart, key, klen) == 0;
+        i = skip_ws(s, len, kend + 1);                    /* at ':' */
+        i = skip_ws(s, len, i + 1);                       /* at the value */
+        *start = i;
+        *end = skip_value(s, len, i);
+        if (match)
+            return true;
+        i = skip_ws(s, len, *end);
+        if (i < len && s[i] == ',')
+            i = skip_ws(s, len, i + 1);
+    }
+    return false;
+}
+
+bool json_element_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end)
+{
+    size_t i = *pos;
+
+    if (i == 0) {
+        i = skip_ws(s, len, 0);
+        if (i >= len || s[i] != '[')
+            return false;
+        i++;
+    }
+    i = skip_ws(s, len, i);
+    if (i < len && s[i] == ',')
+        i = skip_ws(s, len, i + 1);
+    if (i >= len || s[i] == ']')
+        return false;
+    *start = i;
+    *end = *pos = skip_value(s, len, i);
+    return true;
+}
+
 bool jr_object(const cJSON *obj, const char *const *allowed, struct problem *p)
 {
     const cJSON *item;

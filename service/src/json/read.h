@@ -56,6 +56,18 @@ bool jr_money(const cJSON *obj, const char *field, char *out, size_t out_size, s
 bool jr_timestamp(const cJSON *obj, const char *field, char *out, size_t out_size,
                   struct problem *p);
 
+/*
+ * Byte spans inside JSON text that json_parse() already accepted, so a value
+ * can be passed on exactly as the client wrote it (cJSON keeps numbers as
+ * doubles: re-printing would turn 1e400 into null and round big integers).
+ * json_member_span: the value of the first member whose key is written
+ * exactly `key` (no escapes) in the object text s[0..len).
+ * json_element_next: the next element of the array text s[0..len), from
+ * *pos (0 to start); false after the last.
+ */
+bool json_member_span(const char *s, size_t len, const char *key, size_t *start, size_t *end);
+bool json_element_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end);
+
 /* Pure syntax checks, shared with the query-string and header parsers. */
 bool rfc3339_valid(const char *s);
 bool event_type_valid(const char *s);
