@@ -75,6 +75,7 @@ struct request {
     const char *body;                       /* NULL when none; not NUL-terminated */
     size_t body_len;
     const char *idempotency_key;            /* header values, NULL when absent */
+    const char *if_none_match;
     struct principal principal;             /* who is asking (non-public routes) */
 };
 
@@ -93,6 +94,9 @@ struct response {
     char allow[64];                         /* Allow header, "" when none */
     int retry_after;                        /* seconds, 0: no Retry-After header */
     const char *www_authenticate;           /* WWW-Authenticate header (401), static */
+    char etag[24];                          /* strong ETag, "" when none; see respond_etag */
+    const char *cache_control;              /* static string, NULL: none */
+    const char *content_security_policy;    /* static string, NULL: none */
 };
 
 /* A path parameter by its name in the route pattern; NULL if the route has none. */
@@ -100,6 +104,14 @@ const char *req_param(const struct request *req, const char *name);
 
 /* Starts a JSON body with the given status; write the document into the result. */
 struct jw *respond_json(struct response *res, int status);
+
+/* A body of bytes (copied) with its content type. */
+void respond_bytes(struct response *res, int status, const char *content_type, const void *data,
+                   size_t len);
+
+/* Sets a strong ETag from the body written so far. The server answers a
+ * matching If-None-Match with 304 and no body (http/server.c). */
+void respond_etag(struct response *res);
 
 /* The single et_err -> HTTP table: status, problem type, title, Retry-After. */
 void respond_problem(struct response *res, const struct problem *p);

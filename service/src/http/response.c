@@ -7,6 +7,7 @@
  * same kind of failure always answers the same way.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,6 +57,28 @@ static const char *problem_title(enum et_err err, const char *slug)
         if (strcmp(slug, refined_titles[i].slug) == 0)
             return refined_titles[i].title;
     return error_table[err].title;
+}
+
+void respond_bytes(struct response *res, int status, const char *content_type, const void *data,
+                   size_t len)
+{
+    buf_free(&res->body);
+    res->status = status;
+    res->content_type = content_type;
+    buf_append(&res->body, data, len);
+}
+
+/* FNV-1a, 64 bits: a change of a single byte changes the tag; it is a cache
+ * validator, not a security boundary. */
+void respond_etag(struct response *res)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+
+    for (size_t i = 0; i < res->body.len; i++) {
+        h ^= (unsigned char)res->body.data[i];
+        h *= 0x100000001b3u;
+    }
+    snprintf(res->etag, sizeof res->etag, "\"%016llx\"", (unsigned long long)h);
 }
 
 int http_status_of(enum et_err err)

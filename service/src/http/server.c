@@ -222,14 +222,16 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
     if (router_match(s->routes, s->nroutes, req->method, ex->uri, req, &allowed) == NULL) {
         if (allowed) {
             http_allow_header(allowed, ex->res.allow, sizeof ex->res.allow);
-            problem_set(&ex->refusal, ET_ERR_METHOD, NULL, "%s is not allowed here; use %s",
-                        method, ex->res.allow);
+            /* The method is not echoed: it is raw client bytes, perhaps not even UTF-8. */
+            problem_set(&ex->refusal, ET_ERR_METHOD, NULL, "this method is not allowed here; use %s",
+                        ex->res.allow);
         } else {
             problem_set(&ex->refusal, ET_ERR_NOT_FOUND, NULL, "no resource at this path");
         }
         return;
     }
     req->idempotency_key = header(conn, "Idempotency-Key");
+    req->if_none_match = header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH);
     if (req->route->access != ACCESS_PUBLIC &&
         s->admit(req, header(conn, MHD_HTTP_HEADER_AUTHORIZATION), &ex->refusal) != ET_OK)
         return;
@@ -246,6 +248,25 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
                     s->app->cfg->max_body_bytes);
 }
 
+/* Does an If-None-Match header name this ETag (or "*")? RFC 9110 13.1.2. */
+static bool etag_matches(const char *if_none_match, const char *etag)
+{
+    size_t n = strlen(etag);
+
+    for (const char *p = if_none_match; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;                      /* weak comparison suffices for GET */
+        if (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}
+
 static enum MHD_Result exchange_respond(const struct http_server *s, struct exchange *ex,
                                         struct MHD_Connection *conn)
 {
@@ -255,8 +276,15 @@ static enum MHD_Result exchange_respond(const struct http_server *s, struct exch
     char *body;
     enum MHD_Result ok;
 
-    /* A final newline: harmless to parsers, and curl output stays readable. */
-    if (res->body.len > 0 && res->body.data[res->body.len - 1] != '\n')
+    /* Conditional GET: the client already has this representation. */
+    if (res->status == 200 && res->etag[0] && etag_matches(ex->req.if_none_match, res->etag)) {
+        res->status = 304;
+        buf_free(&res->body);
+    }
+
+    /* A final newline after JSON: harmless to parsers, and curl output stays readable. */
+    if (res->body.len > 0 && res->body.data[res->body.len - 1] != '\n' && res->content_type &&
+        strstr(res->content_type, "json"))
         buf_putc(&res->body, '\n');
     body = buf_release(&res->body, &len);
 
@@ -280,6 +308,14 @@ static enum MHD_Result exchange_respond(const struct http_server *s, struct exch
         MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, res->allow);
     if (res->www_authenticate)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->www_authenticate);
+    if (res->etag[0])
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_ETAG, res->etag);
+    if (res->cache_control)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, res->cache_control);
+    if (res->content_security_policy)
+        MHD_add_response_header(mr, "Content-Security-Policy", res->content_security_policy);
+    /* Never let a browser guess a type other than the one we send. */
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
     if (atomic_load(&s->draining))
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     if (res->retry_after > 0) {
@@ -339,6 +375,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return exchange_respond(s, ex, conn);
 }
 
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;

@@ -56,6 +56,10 @@ void api_leaderboard_top(struct request *req, struct response *res)
         return;
     }
     encode_leaderboard(respond_json(res, 200), event_id, entries, n);
+    /* Devices poll every 5 s: a cache may serve it for 4, after which the
+     * browser revalidates and an unchanged board costs a 304 with no body. */
+    respond_etag(res);
+    res->cache_control = "public, max-age=4";
 }
 
 void api_leaderboard_speaker(struct request *req, struct response *res)
@@ -70,4 +74,6 @@ void api_leaderboard_speaker(struct request *req, struct response *res)
         return;
     }
     encode_speaker_rank(respond_json(res, 200), event_id, &entry);
+    respond_etag(res);
+    res->cache_control = "public, max-age=4";
 }

@@ -32,6 +32,9 @@ const struct route routes[] = {
     {HTTP_GET,    "/v1/events/{event_id}/leaderboard",                   api_leaderboard_top,      ACCESS_PUBLIC, false},
     {HTTP_GET,    "/v1/events/{event_id}/leaderboard/speakers/{speaker_id}", api_leaderboard_speaker, ACCESS_PUBLIC, false},
 
+    {HTTP_GET,    "/widget/events/{event_id}",                           api_widget_page,          ACCESS_PUBLIC, false},
+    {HTTP_GET,    "/widget/{file}",                                      api_widget_asset,         ACCESS_PUBLIC, false},
+
     {HTTP_GET,    "/healthz",                                            api_healthz,              ACCESS_PUBLIC, false},
     {HTTP_GET,    "/readyz",                                             api_readyz,               ACCESS_PUBLIC, false},
     {HTTP_GET,    "/metrics",                                            api_metrics,              ACCESS_PUBLIC, false},

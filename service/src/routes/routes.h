@@ -50,6 +50,10 @@ void api_analytics_ingest(struct request *req, struct response *res);
 void api_leaderboard_top(struct request *req, struct response *res);
 void api_leaderboard_speaker(struct request *req, struct response *res);
 
+/* widget.c */
+void api_widget_page(struct request *req, struct response *res);
+void api_widget_asset(struct request *req, struct response *res);
+
 /* ops.c */
 void api_healthz(struct request *req, struct response *res);
 void api_readyz(struct request *req, struct response *res);

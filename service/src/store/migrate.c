@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store/migrate.h"
+#include "embedded.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -21,13 +21,13 @@ static const struct pg_stmt stmt_applied = {
 static const struct pg_stmt stmt_record = {
     "migrate_record", "INSERT INTO schema_migrations (version) VALUES ($1)", 1};
 
-static enum et_err migrate_exec_script(struct pg *db, const struct migration *m, struct problem *p)
+static enum et_err migrate_exec_script(struct pg *db, const struct embedded_file *m, struct problem *p)
 {
-    PGresult *res = PQexec(pg_conn(db), m->sql);
+    PGresult *res = PQexec(pg_conn(db), m->data);
     enum et_err err = ET_OK;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-        err = problem_set(p, ET_ERR_INTERNAL, NULL, "migration %s failed: %s", m->version,
+        err = problem_set(p, ET_ERR_INTERNAL, NULL, "migration %s failed: %s", m->name,
                           PQresultErrorMessage(res));
     PQclear(res);
     return err;
@@ -58,12 +58,12 @@ enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p)
                      " version text PRIMARY KEY,"
                      " applied_at timestamptz NOT NULL DEFAULT now())", p);
     for (size_t i = 0; err == ET_OK && i < migrations_count; i++) {
-        const struct migration *m = &migrations[i];
-        const char *params[] = {m->version};
+        const struct embedded_file *m = &migrations[i];
+        const char *params[] = {m->name};
         bool done;
         PGresult *res;
 
-        if (!migrate_is_applied(db, m->version, &done, p)) {
+        if (!migrate_is_applied(db, m->name, &done, p)) {
             err = p->err;
             break;
         }
@@ -83,7 +83,7 @@ enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p)
             pg_command(db, "ROLLBACK", &ignored);
             break;
         }
-        fprintf(stderr, "eventtrack: migrate: applied %s\n", m->version);
+        fprintf(stderr, "eventtrack: migrate: applied %s\n", m->name);
         (*applied)++;
     }
     struct problem ignored = {0};
@@ -104,7 +104,7 @@ long migrate_pending(struct pg *db)
     }
     for (int r = 0; r < PQntuples(res); r++)
         for (size_t i = 0; i < migrations_count; i++)
-            if (strcmp(PQgetvalue(res, r, 0), migrations[i].version) == 0)
+            if (strcmp(PQgetvalue(res, r, 0), migrations[i].name) == 0)
                 pending--;
     PQclear(res);
     return pending;
