@@ -254,26 +254,39 @@ static const cJSON *jr_get(const cJSON *obj, const char *field, bool required, b
     return v;
 }
 
+/* A member that must be a string: its value, or NULL when absent (*ok: was
+ * that allowed) or not a string (a field error, *ok false). */
+static const char *jr_get_string(const cJSON *obj, const char *field, bool required, bool *ok,
+                                 struct problem *p)
+{
+    const cJSON *v = jr_get(obj, field, required, ok, p);
+
+    if (v == NULL)
+        return NULL;
+    if (!cJSON_IsString(v)) {
+        problem_field(p, field, "must be a string");
+        *ok = false;
+        return NULL;
+    }
+    return v->valuestring;
+}
+
 bool jr_token(const cJSON *obj, const char *field, bool required, size_t max_len,
               char *out, struct problem *p)
 {
     bool ok;
-    const cJSON *v = jr_get(obj, field, required, &ok, p);
+    const char *v = jr_get_string(obj, field, required, &ok, p);
     size_t n;
 
     out[0] = '\0';
     if (v == NULL)
         return ok;
-    if (!cJSON_IsString(v)) {
-        problem_field(p, field, "must be a string");
-        return false;
-    }
-    n = strlen(v->valuestring);
-    if (n > max_len || !id_valid(v->valuestring, n)) {
+    n = strlen(v);
+    if (n > max_len || !id_valid(v, n)) {
         problem_field(p, field, "must be 1 to %zu characters from A-Z a-z 0-9 _ . : -", max_len);
         return false;
     }
-    memcpy(out, v->valuestring, n + 1);
+    memcpy(out, v, n + 1);
     return true;
 }
 
@@ -286,23 +299,19 @@ bool jr_text(const cJSON *obj, const char *field, bool required, size_t max_char
              char *out, size_t out_size, struct problem *p)
 {
     bool ok;
-    const cJSON *v = jr_get(obj, field, required, &ok, p);
+    const char *v = jr_get_string(obj, field, required, &ok, p);
     size_t n, chars;
 
     out[0] = '\0';
     if (v == NULL)
         return ok;
-    if (!cJSON_IsString(v)) {
-        problem_field(p, field, "must be a string");
-        return false;
-    }
-    n = strlen(v->valuestring);
-    chars = utf8_chars(v->valuestring);
+    n = strlen(v);
+    chars = utf8_chars(v);
     if (chars == 0 || chars > max_chars || n >= out_size) {
         problem_field(p, field, "must be 1 to %zu characters", max_chars);
         return false;
     }
-    memcpy(out, v->valuestring, n + 1);
+    memcpy(out, v, n + 1);
     return true;
 }
 
