@@ -903,3 +903,28 @@ Test(json_span, element_next_walks_an_array)
     pos = 0;
     cr_assert_not(json_element_next("[ ]", 3, &pos, &start, &end));
 }
+
+/* RFC 8259: between tokens only space, tab, CR and LF; inside strings no raw
+ * control character. cJSON alone accepts both (found by the fuzzer: an ESC
+ * before a payload made the stored payload text invalid). */
+Test(json_parse, control_characters_are_refused)
+{
+    static const char *const bad[] = {
+        "{\"a\":\x1b{}}", "{\"a\":\"x\x01y\"}", "\x0c{}", "{\"a\":\"tab\there\"}", "[1,\x0b 2]",
+    };
+    static const char *const good[] = {"{\"a\":\"x\\u0001y\"}", " {\"a\" :\r\n\t[1, 2] } "};
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct problem p = {0};
+        cJSON *root = NULL;
+        cr_assert_eq(json_parse(bad[i], strlen(bad[i]), &root, &p), ET_ERR_MALFORMED, "case %zu accepted", i);
+        cr_assert_null(root);
+        cr_assert_str_eq(p.slug, "malformed-json");
+    }
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct problem p = {0};
+        cJSON *root = NULL;
+        cr_assert_eq(json_parse(good[i], strlen(good[i]), &root, &p), ET_OK, "case %zu: %s", i, p.detail);
+        cJSON_Delete(root);
+    }
+}

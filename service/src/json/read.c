@@ -73,8 +73,12 @@ size_t utf8_chars(const char *s)
 }
 
 /*
- * One pass over the raw bytes: depth of [ and { outside strings, and
- * \u0000 escapes inside them. Malformed input is left for cJSON to refuse.
+ * One pass over the raw bytes: depth of [ and { outside strings, \u0000
+ * escapes inside them, and control characters anywhere but the four JSON
+ * whitespace characters between tokens. cJSON would take any control byte
+ * as whitespace and a raw one inside a string, which RFC 8259 forbids and
+ * PostgreSQL's jsonb refuses (failing a whole batch). Other malformed input
+ * is left for cJSON to refuse.
  */
 static enum et_err json_precheck(const char *s, size_t len, struct problem *p)
 {
@@ -86,6 +90,10 @@ static enum et_err json_precheck(const char *s, size_t len, struct problem *p)
                            "the body is not valid UTF-8 text (or contains a NUL byte)");
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
+        if ((unsigned char)c < 0x20 && (in_string || (c != ' ' && c != '\t' && c != '\r' && c != '\n')))
+            return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                               "control character 0x%02x at byte %zu (escape it inside strings)",
+                               (unsigned)(unsigned char)c, i);
         if (in_string) {
             if (c == '\\' && i + 1 < len) {
                 if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
