@@ -164,7 +164,9 @@ static void *watchdog_main(void *arg)
         pthread_mutex_lock(&s->watch_lock);
         for (struct watched_conn *w = s->watched; w; w = w->next) {
             uint64_t since = atomic_load(&w->arriving_since_ns);
-            if (since != 0 && now - since > s->arrival_limit_ns) {
+            /* since may be later than now (set by a worker after we read the
+             * clock): unsigned now - since would wrap into a false timeout. */
+            if (since != 0 && now > since && now - since > s->arrival_limit_ns) {
                 shutdown(w->fd, SHUT_RDWR);   /* MHD sees the end and closes it */
                 atomic_store(&w->arriving_since_ns, 0);
             }

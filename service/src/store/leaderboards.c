@@ -534,14 +534,18 @@ static const struct pg_stmt stmt_outbox_stale_done = {
 static bool redis_lost_data(struct rds *r, bool *lost)
 {
     const char *argv[] = {"GET", EPOCH_KEY};
+    /* What was acknowledged before the GET is sent: request threads keep
+     * raising epoch_seen while it is in flight, and a later value would make
+     * a healthy epoch look behind. */
+    long long seen = atomic_load(&epoch_seen);
     redisReply *reply = rds_command(r, 2, argv, NULL);
 
     if (reply == NULL || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL)) {
         freeReplyObject(reply);
         return false;
     }
-    *lost = reply->type == REDIS_REPLY_NIL ||
-            strtoll(reply->str, NULL, 10) < atomic_load(&epoch_seen) || atomic_load(&loss_seen);
+    *lost = reply->type == REDIS_REPLY_NIL || strtoll(reply->str, NULL, 10) < seen ||
+            atomic_load(&loss_seen);
     freeReplyObject(reply);
     return true;
 }
