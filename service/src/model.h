@@ -22,7 +22,8 @@
 #define EVENT_TYPE_MAX    64
 #define TIMESTAMP_BYTES   40
 #define MONEY_BYTES       16               /* "99999999.99" */
-#define CREDITS_MAX       1000000000LL
+#define CREDITS_MAX       1000000000LL              /* one opening balance or top-up */
+#define BALANCE_MAX       (16 * 134217728LL)        /* schema/0004: 16 buckets, each CHECKed */
 #define ANALYTICS_BATCH_MAX 1000                 /* the contract's largest batch */
 
 struct organization {

@@ -345,7 +345,7 @@ static char *snapshot(void)
         cutoff = pg_text("SELECT (now() - interval '1 hour')::text", NULL);
     char *pg = pg_text("SELECT concat_ws(' ', "
                        "'organizations=' || (SELECT count(*) FROM organizations), "
-                       "'credits=' || (SELECT COALESCE(sum(credits), 0) FROM organizations), "
+                       "'credits=' || (SELECT COALESCE(sum(credits), 0) FROM credit_buckets), "
                        "'events=' || (SELECT count(*) FROM events), "
                        "'sessions=' || (SELECT count(*) FROM sessions), "
                        "'registrations=' || (SELECT count(*) FROM registrations), "
@@ -439,6 +439,6 @@ ParameterizedTest(size_t *index, bad_inputs, change_nothing)
     }
     cr_assert_str_eq(after, before, "[%s] %s changed the stores:\n  before: %s\n  after:  %s", c->name, r->what,
                      before, after);
-    cr_assert_eq(pg_ll("SELECT credits FROM organizations WHERE id = $1", PG_PARAMS(x.org)), 5,
+    cr_assert_eq(pg_ll("SELECT balance FROM organization_balances WHERE organization_id = $1", PG_PARAMS(x.org)), 5,
                  "[%s] the case's organization balance moved", c->name);
 }

@@ -228,7 +228,8 @@ static char *tenant_state(const struct tenant *t)
         "keys: %s\n"
         "analytics: %lld rows of the organization, %lld rows scoring on its event\n"
         "board: %lld speakers, %s=%lld, applied set %lld\n",
-        pg_text("SELECT name || ', credits ' || credits FROM organizations WHERE id = $1", org),
+        pg_text("SELECT o.name || ', credits ' || b.balance FROM organizations o"
+                " JOIN organization_balances b ON b.organization_id = o.id WHERE o.id = $1", org),
         pg_text("SELECT count(*) || ' rows, sum ' || coalesce(sum(delta), 0) || ', last id '"
                 "       || coalesce(max(id), 0) FROM credit_ledger WHERE organization_id = $1",
                 org),

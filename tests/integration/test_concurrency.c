@@ -59,7 +59,7 @@ Test(concurrency, n_credits_accept_exactly_n_of_200_registrations)
     cr_assert_eq(refused, N - CREDITS);
 
     cr_assert_eq(get_balance(org), 0);
-    cr_assert_eq(pg_ll("SELECT credits FROM organizations WHERE id = $1", PG_PARAMS(org)), 0);
+    cr_assert_eq(pg_ll("SELECT balance FROM organization_balances WHERE organization_id = $1", PG_PARAMS(org)), 0);
     cr_assert_eq(pg_ll("SELECT count(*) FROM registrations WHERE organization_id = $1", PG_PARAMS(org)), CREDITS);
     cr_assert_eq(pg_ll("SELECT count(*) FROM credit_ledger WHERE organization_id = $1 AND kind = 'registration'",
                        PG_PARAMS(org)),
@@ -68,10 +68,11 @@ Test(concurrency, n_credits_accept_exactly_n_of_200_registrations)
                        "WHERE l.organization_id = $1 AND r.organization_id = $1",
                        PG_PARAMS(org)),
                  CREDITS, "ledger rows do not each point at one of the organization's registrations");
-    cr_assert_eq(pg_ll("SELECT o.credits - COALESCE((SELECT sum(delta) FROM credit_ledger l "
-                       "WHERE l.organization_id = o.id), 0) FROM organizations o WHERE o.id = $1",
+    cr_assert_eq(pg_ll("SELECT b.balance - COALESCE((SELECT sum(delta) FROM credit_ledger l "
+                       "WHERE l.organization_id = b.organization_id), 0)"
+                       " FROM organization_balances b WHERE b.organization_id = $1",
                        PG_PARAMS(org)),
-                 0, "organizations.credits differs from the sum of the ledger");
+                 0, "the balance differs from the sum of the ledger");
     free_par(p, N);
 }
 

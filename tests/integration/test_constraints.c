@@ -33,7 +33,7 @@ Test(constraints, A_registration_without_credit_saves_nothing)
                  "a registration row was saved for an organization with no credit");
     cr_assert_eq(pg_ll("SELECT count(*) FROM credit_ledger WHERE organization_id = $1", PG_PARAMS(org)), 0,
                  "a ledger row was written for a refused registration");
-    cr_assert_eq(pg_ll("SELECT credits FROM organizations WHERE id = $1", PG_PARAMS(org)), 0);
+    cr_assert_eq(pg_ll("SELECT balance FROM organization_balances WHERE organization_id = $1", PG_PARAMS(org)), 0);
 }
 
 Test(constraints, B_leaderboard_is_sorted_ranked_and_cut_at_top_n)

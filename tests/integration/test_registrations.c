@@ -5,7 +5,7 @@
  * and reading a registration back.
  *
  * Every balance assertion is made twice: through the API and against
- * organizations.credits == sum(credit_ledger.delta), the schema's invariant.
+ * balance (sum of credit_buckets) == sum(credit_ledger.delta), the schema's invariant.
  */
 #include "harness.h"
 
@@ -16,10 +16,11 @@ TestSuite(registrations, .init = it_setup);
 
 static void expect_ledger_consistent(const char *org)
 {
-    cr_assert_eq(pg_ll("SELECT o.credits - COALESCE((SELECT sum(delta) FROM credit_ledger l "
-                       "WHERE l.organization_id = o.id), 0) FROM organizations o WHERE o.id = $1",
+    cr_assert_eq(pg_ll("SELECT b.balance - COALESCE((SELECT sum(delta) FROM credit_ledger l "
+                       "WHERE l.organization_id = b.organization_id), 0)"
+                       " FROM organization_balances b WHERE b.organization_id = $1",
                        PG_PARAMS(org)),
-                 0, "organizations.credits differs from the sum of its credit_ledger deltas for %s", org);
+                 0, "the balance differs from the sum of its credit_ledger deltas for %s", org);
 }
 
 static bool is_utc_timestamp(const char *s)

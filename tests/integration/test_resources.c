@@ -117,7 +117,7 @@ Test(resources, balance_and_top_up)
     r = http_post_json(path, "{\"amount\":1}");
     EXPECT_JSON(r, 200);
     EXPECT_INT(resp_json(r), "balance", 10);
-    cr_assert_eq(pg_ll("SELECT credits FROM organizations WHERE id = $1", PG_PARAMS(org)), 10);
+    cr_assert_eq(pg_ll("SELECT balance FROM organization_balances WHERE organization_id = $1", PG_PARAMS(org)), 10);
     cr_assert_eq(pg_ll("SELECT sum(delta) FROM credit_ledger WHERE organization_id = $1", PG_PARAMS(org)), 10);
     /* The organization resource shows the same balance. */
     char *opath = fmt("/v1/organizations/%s", org);
@@ -260,18 +260,19 @@ Test(resources, ids_may_use_every_allowed_character_and_128_chars)
 
 Test(resources, top_up_past_the_integer_limit_is_422_and_changes_nothing)
 {
-    /* The balance is a PostgreSQL integer: 2147483647 at most. */
+    /* The balance is 16 buckets of at most 134217728 each (schema/0004):
+     * 2^31 at most, refused exactly at the bucket that would pass it. */
     char *org = make_org(1000000000);
     char *path = fmt("/v1/organizations/%s/credits", org);
     struct http_resp *r = http_post_json(path, "{\"amount\":1000000000}");
     EXPECT_JSON(r, 200);
     EXPECT_INT(resp_json(r), "balance", 2000000000);
-    r = http_post_json(path, "{\"amount\":147483648}");
+    r = http_post_json(path, "{\"amount\":147483649}");
     EXPECT_PROBLEM(r, 422, "validation-failed");
     cr_assert_eq(get_balance(org), 2000000000);
-    r = http_post_json(path, "{\"amount\":147483647}");
+    r = http_post_json(path, "{\"amount\":147483648}");
     EXPECT_JSON(r, 200);
-    EXPECT_INT(resp_json(r), "balance", 2147483647);
+    EXPECT_INT(resp_json(r), "balance", 2147483648);
     cr_assert_eq(pg_ll("SELECT count(*) FROM credit_ledger WHERE organization_id = $1 AND kind = 'top_up'",
                        PG_PARAMS(org)),
                  2);

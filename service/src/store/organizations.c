@@ -1,11 +1,14 @@
 /*
  * store/organizations.c - organizations and their credit balance.
  *
- * The balance lives in organizations.credits under CHECK (credits >= 0), and
- * every change to it is written in the same statement as its credit_ledger
- * row (opening balance, top-up, registration), so the ledger always explains
- * the balance: credits = sum(delta). Each verb is one statement, which
- * PostgreSQL runs as one transaction.
+ * The balance lives in 16 credit_buckets rows per organization, each under
+ * CHECK (credits >= 0), so that registrations for one organization can debit
+ * different rows at once (schema/0004, docs/adr/0007). Amounts are spread
+ * over the buckets: bucket s gets amount / 16, plus one for s < amount % 16.
+ * Every change is written in the same statement as its credit_ledger row
+ * (opening balance, top-up, registration), so the ledger always explains the
+ * balance: sum(bucket credits) = sum(delta). Each verb is one statement,
+ * which PostgreSQL runs as one transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +20,13 @@
 static const struct pg_stmt stmt_create = {
     "organizations_create",
     "WITH org AS ("
-    "  INSERT INTO organizations (id, name, credits) VALUES ($1, $2, $3::integer)"
+    "  INSERT INTO organizations (id, name) VALUES ($1, $2)"
     "  ON CONFLICT (id) DO NOTHING"
-    "  RETURNING id, name, credits, created_at"
+    "  RETURNING id, name, $3::integer AS credits, created_at"
+    "), buckets AS ("
+    "  INSERT INTO credit_buckets (organization_id, slot, credits)"
+    "  SELECT id, s, credits / 16 + (s < credits % 16)::integer"
+    "    FROM org, generate_series(0, 15) AS s"
     "), opening AS ("
     "  INSERT INTO credit_ledger (organization_id, kind, delta)"
     "  SELECT id, 'opening_balance', credits FROM org WHERE credits > 0"
@@ -32,22 +39,27 @@ static const struct pg_stmt stmt_create = {
 
 static const struct pg_stmt stmt_get = {
     "organizations_get",
-    "SELECT id, name, credits, " SQL_RFC3339("created_at") " FROM organizations WHERE id = $1",
+    "SELECT o.id, o.name, b.balance, " SQL_RFC3339("o.created_at")
+    "  FROM organizations o JOIN organization_balances b ON b.organization_id = o.id"
+    " WHERE o.id = $1",
     1};
 
 static const struct pg_stmt stmt_balance = {
-    "credits_balance", "SELECT credits FROM organizations WHERE id = $1", 1};
+    "credits_balance", "SELECT balance FROM organization_balances WHERE organization_id = $1", 1};
 
 static const struct pg_stmt stmt_top_up = {
     "credits_top_up",
-    "WITH org AS ("
-    "  UPDATE organizations SET credits = credits + $2::integer WHERE id = $1"
-    "  RETURNING id, credits"
+    "WITH added AS ("
+    "  UPDATE credit_buckets SET credits = credits + $2::integer / 16 + (slot < $2::integer % 16)::integer"
+    "   WHERE organization_id = $1"
+    "  RETURNING credits"
     "), entry AS ("
     "  INSERT INTO credit_ledger (organization_id, kind, delta, reason)"
-    "  SELECT id, 'top_up', $2::integer, NULLIF($3, '') FROM org"
+    "  SELECT $1, 'top_up', $2::integer, NULLIF($3, '') WHERE EXISTS (SELECT 1 FROM added)"
     ")"
-    "SELECT credits FROM org",
+    /* All 16 rows are updated and locked by this statement: their new values
+     * add up to the exact balance at this moment. */
+    "SELECT sum(credits) FROM added HAVING count(*) > 0",
     3};
 
 static void organization_from_row(const PGresult *res, struct organization *o)
@@ -118,9 +130,9 @@ enum et_err credits_top_up(struct pg *db, const char *organization_id, const str
 
     snprintf(amount, sizeof amount, "%lld", t->amount);
     if ((res = pg_exec(db, &stmt_top_up, params, p)) == NULL) {
-        if (strcmp(pg_sqlstate(db), "22003") == 0) {       /* integer out of range */
+        if (strcmp(pg_constraint(db), "credit_buckets_credits_range") == 0) {
             problem_clear(p);
-            problem_field(p, "amount", "would raise the balance above 2147483647");
+            problem_field(p, "amount", "would raise the balance above %lld", BALANCE_MAX);
             return problem_set(p, ET_ERR_INVALID, NULL, "the top-up is too large");
         }
         return p->err;

@@ -7,12 +7,20 @@
  *     transaction, so the three commit together or not at all; there is no
  *     window in which a credit is gone and no registration exists, or the
  *     reverse.
- *  2. The debit is `UPDATE ... SET credits = credits - 1 WHERE credits > 0`.
- *     It takes the organization's row lock; a concurrent registration for the
- *     same organization waits for it and then re-evaluates `credits > 0`
- *     against the newly committed row (READ COMMITTED's re-check), so an
- *     organization with N credits admits exactly N registrations, and the
- *     CHECK (credits >= 0) is a second wall that is never reached.
+ *  2. The balance is 16 credit_buckets rows (schema/0004). The debit takes
+ *     one bucket with credit, in random order, FOR UPDATE SKIP LOCKED:
+ *     concurrent registrations for one organization take different rows and
+ *     their commits overlap instead of queueing on one row lock.
+ *     The statement never waits for a bucket. When it finds none free and
+ *     the committed balance is still above zero, every funded bucket was
+ *     busy: the statement is simply run again (design note 6). A refusal
+ *     (402) therefore means the committed balance was zero, so an
+ *     organization with N credits admits exactly N registrations; each
+ *     bucket's CHECK (credits >= 0) is a second wall that is never reached.
+ *     Waiting instead (FOR UPDATE after SKIP LOCKED found nothing) deadlocks:
+ *     a row that fails its re-check after a wait stays locked by the waiter,
+ *     so waiters end up holding dry buckets in no common order (seen under
+ *     test, three transactions in a cycle).
  *  3. "Already registered" is decided by the UNIQUE (session_id, user_id)
  *     constraint, never by a look-then-insert (a TOCTOU race). Its violation
  *     aborts the whole statement, so the debit is undone with it.
@@ -22,21 +30,33 @@
  *  5. When nothing was written, one read explains why (409, 422 or 402). It
  *     runs after the refusal and reports the state it sees; it never changes
  *     anything.
+ *  6. "All funded buckets busy" is retried at once, then with pauses growing
+ *     to a millisecond, for at most REGISTER_BUSY_MS; past that the answer is
+ *     503 with Retry-After (the organization is saturated, not out of
+ *     credit). Between attempts the statement holds no lock, so retries
+ *     cannot deadlock.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/pg.h"
 #include "store/store.h"
 
+#define REGISTER_BUSY_MS 2000        /* design note 6 */
+
 static const struct pg_stmt stmt_register = {
     "registrations_create",
-    "WITH debit AS ("
-    "  UPDATE organizations o SET credits = o.credits - 1"
-    "   WHERE o.id = $3 AND o.credits > 0"
+    "WITH bucket AS ("                      /* design note 2: a free bucket, never waiting */
+    "  SELECT slot FROM credit_buckets"
+    "   WHERE organization_id = $3 AND credits > 0"
     "     AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = $2 AND s.organization_id = $3)"
-    "  RETURNING o.credits"
+    "   ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED"
+    "), debit AS ("
+    "  UPDATE credit_buckets c SET credits = c.credits - 1"
+    "    FROM bucket WHERE c.organization_id = $3 AND c.slot = bucket.slot"
+    "  RETURNING c.slot, c.credits"
     "), registration AS ("
     "  INSERT INTO registrations (id, session_id, organization_id, user_id, ticket_type, price_paid)"
     "  SELECT $1, $2, $3, $4, $5, $6::numeric FROM debit"
@@ -45,14 +65,18 @@ static const struct pg_stmt stmt_register = {
     "  INSERT INTO credit_ledger (organization_id, kind, delta, registration_id)"
     "  SELECT $3, 'registration', -1, id FROM registration"
     ")"
-    "SELECT r.price_paid, " SQL_RFC3339("r.registered_at") ", d.credits"
+    /* The balance left: this bucket's new value plus the others as this
+     * statement's snapshot saw them. */
+    "SELECT r.price_paid, " SQL_RFC3339("r.registered_at") ","
+    "       d.credits + (SELECT coalesce(sum(c.credits), 0) FROM credit_buckets c"
+    "                     WHERE c.organization_id = $3 AND c.slot <> d.slot)"
     "  FROM registration r, debit d",
     6};
 
 /* Design note 5: why a registration was refused. */
 static const struct pg_stmt stmt_refusal = {
     "registrations_refusal",
-    "SELECT (SELECT credits FROM organizations WHERE id = $1),"
+    "SELECT (SELECT balance FROM organization_balances WHERE organization_id = $1),"
     "       (SELECT organization_id FROM sessions WHERE id = $2),"
     "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3)",
     3};
@@ -60,13 +84,14 @@ static const struct pg_stmt stmt_refusal = {
 static const struct pg_stmt stmt_get = {
     "registrations_get",
     "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
-    SQL_RFC3339("r.registered_at") ", o.credits"
-    "  FROM registrations r JOIN organizations o ON o.id = r.organization_id"
+    SQL_RFC3339("r.registered_at") ", b.balance"
+    "  FROM registrations r JOIN organization_balances b ON b.organization_id = r.organization_id"
     " WHERE r.id = $1 AND ($2::text IS NULL OR r.organization_id = $2::text)",
     2};
 
+/* Design note 5; *busy: nothing is wrong but every funded bucket was locked. */
 static enum et_err registration_refused(struct pg *db, const struct registration *r,
-                                        const char *tenant, struct problem *p)
+                                        const char *tenant, bool *busy, struct problem *p)
 {
     const char *params[] = {r->organization_id, r->session_id, r->user_id};
     PGresult *res = pg_exec(db, &stmt_refusal, params, p);
@@ -91,6 +116,11 @@ static enum et_err registration_refused(struct pg *db, const struct registration
         err = problem_set(p, ET_ERR_CONFLICT, "already-registered",
                           "user %s is already registered for session %s", r->user_id,
                           r->session_id);
+    } else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0) {
+        *busy = true;
+        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+                          "organization %s is saturated with registrations; retry",
+                          r->organization_id);
     } else {
         err = problem_set(p, ET_ERR_NO_CREDIT, "insufficient-credits",
                           "organization %s has no credit left", r->organization_id);
@@ -106,18 +136,32 @@ enum et_err registrations_create(struct pg *db, struct registration *r, const ch
                             r->price_paid};
     PGresult *res;
 
+    long long waited_us = 0;
+
     id_generate(r->id, "reg");
-    if ((res = pg_exec(db, &stmt_register, params, p)) == NULL) {
-        if (strcmp(pg_sqlstate(db), "23505") == 0 &&
-            strcmp(pg_constraint(db), "registrations_one_per_user") == 0)
-            return problem_set(p, ET_ERR_CONFLICT, "already-registered",
-                               "user %s is already registered for session %s", r->user_id,
-                               r->session_id);
-        return p->err;
-    }
-    if (PQntuples(res) == 0) {
+    for (int attempt = 0;; attempt++) {
+        bool busy = false;
+        if ((res = pg_exec(db, &stmt_register, params, p)) == NULL) {
+            if (strcmp(pg_sqlstate(db), "23505") == 0 &&
+                strcmp(pg_constraint(db), "registrations_one_per_user") == 0)
+                return problem_set(p, ET_ERR_CONFLICT, "already-registered",
+                                   "user %s is already registered for session %s", r->user_id,
+                                   r->session_id);
+            return p->err;
+        }
+        if (PQntuples(res) > 0)
+            break;
         PQclear(res);
-        return registration_refused(db, r, tenant, p);
+        if (registration_refused(db, r, tenant, &busy, p) != ET_OK && !busy)
+            return p->err;
+        if (waited_us >= REGISTER_BUSY_MS * 1000)
+            return p->err;                           /* 503: saturated (design note 6) */
+        /* Design note 6: at once, then pauses growing to 1 ms. */
+        long pause_us = attempt < 2 ? 0 : attempt < 12 ? 100 * (attempt - 1) : 1000;
+        if (pause_us > 0)
+            nanosleep(&(struct timespec){0, pause_us * 1000}, NULL);
+        waited_us += pause_us + 100;
+        problem_clear(p);
     }
     snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, 0, 0));
     snprintf(r->registered_at, sizeof r->registered_at, "%s", PQgetvalue(res, 0, 1));
