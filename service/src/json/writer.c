@@ -74,10 +74,21 @@ void jw_string_n(struct jw *w, const char *s, size_t n)
     json_escape(w->out, s, n);
 }
 
+/* Digits by hand: vsnprintf was a fifth of a leaderboard request's
+ * instructions (callgrind), for at most 20 characters. */
 void jw_int(struct jw *w, long long v)
 {
+    char digits[24], *end = digits + sizeof digits, *p = end;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
     jw_before_value(w);
-    buf_printf(w->out, "%lld", v);
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    buf_append(w->out, p, (size_t)(end - p));
 }
 
 void jw_bool(struct jw *w, bool v)
