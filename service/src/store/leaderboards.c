@@ -666,8 +666,14 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
     if (lost) {
         size_t events;
         st->redis_lost = true;
-        fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
-                        " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
+        /* A process that never saw an epoch has lost nothing: Redis is new
+         * or was emptied before it started. Say which, for the operator. */
+        if (atomic_load(&epoch_seen) == 0)
+            fprintf(stderr, "eventtrack: leaderboard: no epoch in Redis yet (a new or emptied"
+                            " Redis); building every board from PostgreSQL\n");
+        else
+            fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
+                            " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
         if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
             return err;
         if (!epoch_reset(r))
