@@ -17,6 +17,16 @@
 #   - Installing postgresql-15 makes Debian create and start a default cluster
 #     on port 5432. That is harmless: deploy/local/stores.sh runs its own
 #     cluster under .local/ on ET_PG_PORT and never uses the default one.
+#   - Node.js and npm run the docs and browser checks (package.json). The
+#     machines this project runs on come with Node.js 20 from NodeSource's
+#     `nodejs` package, npm included, and no `npm` package; installing Debian's
+#     `npm` beside it would drag in Debian's older nodejs. So they are added
+#     only when the commands are missing, and then Debian's nodejs (18) and
+#     npm (9) are installed, which the pinned tools run on (see package.json).
+#   - chromium is Debian's build (/usr/bin/chromium), driven by playwright-core;
+#     no browser is ever downloaded. It and graphviz draw text with DejaVu
+#     (fonts-dejavu-core), named so that screenshots and the rendered diagram
+#     do not depend on which other fonts a machine has.
 set -euo pipefail
 
 PROG="packages.sh"
@@ -36,7 +46,13 @@ PACKAGES=(
     # fuzzing (tests/fuzz): clang, its runtimes (libFuzzer, ASan, UBSan: only
     # recommended by clang, so named here), and llvm-symbolizer for stacks
     clang libclang-rt-14-dev llvm-14
+    # docs and browser checks: headless Chromium for tests/e2e, Graphviz for
+    # docs/diagrams (scripts/render-diagrams), one font for both
+    chromium graphviz fonts-dejavu-core
 )
+# Node.js and npm only when missing (see the notes above).
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 # Benchmark tooling, installed only by scripts/bench (`packages.sh --bench`),
 # so that CI and scripts/test never pull in load generators and plotters.
