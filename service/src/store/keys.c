@@ -59,12 +59,8 @@ enum et_err keys_create(struct pg *db, const char *organization_id, struct api_k
     id_generate(key->id, "key");
     secret_generate(key->secret);
     snprintf(key->organization_id, sizeof key->organization_id, "%s", organization_id);
-    if ((res = pg_exec(db, &stmt_create, params, p)) == NULL)
+    if ((res = pg_exec_row(db, &stmt_create, params, "organization", organization_id, p)) == NULL)
         return p->err;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no organization %s", organization_id);
-    }
     PQclear(res);
     return ET_OK;
 }

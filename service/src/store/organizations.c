@@ -129,17 +129,13 @@ enum et_err credits_top_up(struct pg *db, const char *organization_id, const str
     PGresult *res;
 
     snprintf(amount, sizeof amount, "%lld", t->amount);
-    if ((res = pg_exec(db, &stmt_top_up, params, p)) == NULL) {
+    if ((res = pg_exec_row(db, &stmt_top_up, params, "organization", organization_id, p)) == NULL) {
         if (strcmp(pg_constraint(db), "credit_buckets_credits_range") == 0) {
             problem_clear(p);
             problem_field(p, "amount", "would raise the balance above %lld", BALANCE_MAX);
             return problem_set(p, ET_ERR_INVALID, NULL, "the top-up is too large");
         }
         return p->err;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return problem_set(p, ET_ERR_NOT_FOUND, NULL, "no organization %s", organization_id);
     }
     *balance = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
