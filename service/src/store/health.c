@@ -7,6 +7,9 @@
 
 void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out)
 {
+    long groups, grouped;
+
+    registrations_group_stats(&groups, &grouped);
     buf_printf(out,
                "# HELP eventtrack_store_connections Open connections, one per worker thread and store.\n"
                "# TYPE eventtrack_store_connections gauge\n"
@@ -18,7 +21,13 @@ void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis
                "eventtrack_store_errors_total{store=\"redis\"} %ld\n"
                "# HELP eventtrack_leaderboard_apply_failures_total Logged session views not applied to Redis.\n"
                "# TYPE eventtrack_leaderboard_apply_failures_total counter\n"
-               "eventtrack_leaderboard_apply_failures_total %ld\n",
+               "eventtrack_leaderboard_apply_failures_total %ld\n"
+               "# HELP eventtrack_registration_groups_total Statements that saved several registrations at once.\n"
+               "# TYPE eventtrack_registration_groups_total counter\n"
+               "eventtrack_registration_groups_total %ld\n"
+               "# HELP eventtrack_registrations_grouped_total Registrations saved by those statements.\n"
+               "# TYPE eventtrack_registrations_grouped_total counter\n"
+               "eventtrack_registrations_grouped_total %ld\n",
                pg_pool_connections(pg), rds_pool_connections(redis), pg_pool_errors(pg),
-               rds_pool_errors(redis), leaderboard_apply_failures());
+               rds_pool_errors(redis), leaderboard_apply_failures(), groups, grouped);
 }

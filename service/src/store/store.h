@@ -86,6 +86,8 @@ enum et_err registrations_create(struct pg *db, struct registration *r, const ch
                                  struct problem *p);
 enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
                               struct registration *out, struct problem *p);
+/* Group commit (design note 7 there): groups saved and registrations in them. */
+void registrations_group_stats(long *groups, long *grouped);
 
 /*
  * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
@@ -127,6 +129,8 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
 #define LEADERBOARD_TOP_MAX 100
 /* Process-wide, set once at start: how long a board's applied set outlives its last view. */
 void leaderboard_configure(long long applied_retention_seconds);
+/* Changes after every board write of this process (leaderboards.c note 8). */
+unsigned long long leaderboard_writes(void);
 enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long long top_n,
                             struct leaderboard_entry *out, size_t *count, struct problem *p);
 enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
