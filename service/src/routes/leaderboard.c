@@ -5,9 +5,24 @@
  * It touches Redis only (one round trip), never PostgreSQL, so it keeps
  * answering while PostgreSQL is down and costs the same however large the
  * analytics log grows.
+ *
+ * Micro-cache. Even one Redis round trip costs more than the rest of the
+ * request (two syscalls, two process switches on a shared machine), so each
+ * worker thread keeps the few boards it rendered last, for at most
+ * CACHE_TTL_MS, and serves them without asking Redis. Staleness is bounded
+ * twice: a write to any board by this process (leaderboard_writes) drops
+ * every render made before it, so a client never misses its own view; and
+ * writes by other processes (replicas, a rebuild) show within CACHE_TTL_MS,
+ * far inside the 4 s the response already allows shared caches
+ * (docs/adr/0008). A board is also served for at most CACHE_TTL_MS after
+ * Redis becomes unreachable, then 503 as before. Fixed arrays, no heap: a
+ * thread's cache is a few kilobytes and never leaks.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "http/router.h"
@@ -16,6 +31,37 @@
 #include "store/store.h"
 
 #define TOP_N_DEFAULT 10
+#define CACHE_TTL_MS 100
+#define CACHE_SLOTS 4                /* boards per worker thread */
+#define CACHE_BODY_MAX 2048          /* a top 10 is ~600 bytes; larger renders are not kept */
+
+struct cached_board {
+    char event_id[ID_MAX + 1];
+    long long top_n;
+    unsigned long long writes;      /* leaderboard_writes() before Redis was read */
+    uint64_t expires_ns;
+    char etag[24];
+    size_t len;
+    char body[CACHE_BODY_MAX];
+};
+
+static _Thread_local struct cached_board cache[CACHE_SLOTS];
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct cached_board *cache_slot(const char *event_id, long long top_n)
+{
+    uint32_t h = 2166136261u;       /* FNV-1a */
+
+    for (const char *c = event_id; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    return &cache[(h ^ (uint32_t)top_n) % CACHE_SLOTS];
+}
 
 /* top_n: an integer from 1 to LEADERBOARD_TOP_MAX, default 10; else 400. */
 static bool parse_top_n(const char *query, long long *top_n)
@@ -51,15 +97,36 @@ void api_leaderboard_top(struct request *req, struct response *res)
                       "top_n must be an integer from 1 to %d", LEADERBOARD_TOP_MAX);
         return;
     }
+    /* Devices poll every 5 s: a cache may serve it for 4, after which the
+     * browser revalidates and an unchanged board costs a 304 with no body. */
+    res->cache_control = "public, max-age=4";
+
+    struct cached_board *slot = cache_slot(event_id, top_n);
+    unsigned long long writes = leaderboard_writes();
+    uint64_t now = now_ns();
+    if (slot->len > 0 && slot->writes == writes && now < slot->expires_ns &&
+        slot->top_n == top_n && strcmp(slot->event_id, event_id) == 0) {
+        respond_bytes(res, 200, "application/json", slot->body, slot->len);
+        memcpy(res->etag, slot->etag, sizeof res->etag);
+        return;
+    }
     if (leaderboard_top(req->app->redis, event_id, top_n, entries, &n, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
     encode_leaderboard(respond_json(res, 200), event_id, entries, n);
-    /* Devices poll every 5 s: a cache may serve it for 4, after which the
-     * browser revalidates and an unchanged board costs a 304 with no body. */
     respond_etag(res);
-    res->cache_control = "public, max-age=4";
+    if (!res->body.failed && res->body.len <= sizeof slot->body) {
+        snprintf(slot->event_id, sizeof slot->event_id, "%s", event_id);
+        slot->top_n = top_n;
+        slot->writes = writes;
+        slot->expires_ns = now + CACHE_TTL_MS * 1000000ull;
+        memcpy(slot->etag, res->etag, sizeof slot->etag);
+        memcpy(slot->body, res->body.data, res->body.len);
+        slot->len = res->body.len;
+    } else {
+        slot->len = 0;
+    }
 }
 
 void api_leaderboard_speaker(struct request *req, struct response *res)

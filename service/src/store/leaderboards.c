@@ -53,6 +53,10 @@
  *  7. Ranks are competition ranks: equal scores share a rank, the next rank
  *     skips (1, 1, 3). Within a tie Redis orders members by byte order,
  *     reversed by REV: speaker ids descending.
+ *  8. leaderboard_writes() changes after every write this process makes to
+ *     a board (applied views, a rebuild's swap), whether Redis took it or
+ *     not: the read path's micro-cache (routes/leaderboard.c) drops what it
+ *     rendered before, so this process never serves its own stale board.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -73,6 +77,7 @@
 static atomic_long apply_failures;
 static atomic_llong epoch_seen;             /* design note 4: highest epoch acknowledged */
 static atomic_bool loss_seen;               /* a write found the epoch gone or gone back */
+static atomic_ullong board_writes;          /* design note 8 */
 static long long retention_seconds = 7 * 24 * 3600;
 
 static const struct rds_script script_apply = {
@@ -113,6 +118,11 @@ static const struct rds_script script_epoch_reset = {
 void leaderboard_configure(long long applied_retention_seconds)
 {
     retention_seconds = applied_retention_seconds;
+}
+
+unsigned long long leaderboard_writes(void)
+{
+    return atomic_load(&board_writes);
 }
 
 long leaderboard_apply_failures(void)
@@ -189,6 +199,7 @@ static bool apply_views(struct rds *r, const char **views, size_t count)
         argv[i * 5 + 4] = retention;
     }
     ok = ok && rds_eval_many(r, &script_apply, 2, 5, argv, NULL, count, replies);
+    atomic_fetch_add(&board_writes, 1);         /* design note 8: even a failed write may have landed */
     for (size_t i = 0; replies && i < count; i++) {
         ok = ok && replies[i] && replies[i]->type == REDIS_REPLY_INTEGER;
         freeReplyObject(replies[i]);
@@ -472,6 +483,7 @@ fail:
         pg_command(db, "ROLLBACK", &ignored);
     }
 done:
+    atomic_fetch_add(&board_writes, 1);         /* design note 8: the swap may have landed */
     freeReplyObject(reply);
     PQclear(members);
     PQclear(counts);
