@@ -59,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http/router.h"
 #include "metrics.h"
 
@@ -99,13 +100,6 @@ struct exchange {
     uint64_t started_ns;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct http_server *s = cls;
@@ -115,7 +109,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (ex == NULL)
         return NULL;
     atomic_fetch_add(&s->in_flight, 1);
-    ex->started_ns = now_ns();
+    ex->started_ns = monotonic_ns();
     ex->uri = strdup(uri);
     return ex;
 }
@@ -147,7 +141,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (info == NULL || (w = calloc(1, sizeof *w)) == NULL)
             return;                         /* unwatched: only the idle timeout applies */
         w->fd = info->connect_fd;
-        atomic_store(&w->arriving_since_ns, now_ns());
+        atomic_store(&w->arriving_since_ns, monotonic_ns());
         pthread_mutex_lock(&s->watch_lock);
         w->next = s->watched;
         if (s->watched)
@@ -174,7 +168,7 @@ static void *watchdog_main(void *arg)
     struct http_server *s = arg;
 
     while (!atomic_load(&s->watchdog_stop)) {
-        uint64_t now = now_ns();
+        uint64_t now = monotonic_ns();
         pthread_mutex_lock(&s->watch_lock);
         for (struct watched_conn *w = s->watched; w; w = w->next) {
             uint64_t since = atomic_load(&w->arriving_since_ns);
@@ -201,12 +195,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     /* The next request on this connection may begin arriving now. */
     if (w)
-        atomic_store(&w->arriving_since_ns, now_ns());
+        atomic_store(&w->arriving_since_ns, monotonic_ns());
     if (ex == NULL)
         return;
     if (ex->res.status)
         metrics_observe(s->app->metrics, ex->req.route, ex->res.status,
-                        now_ns() - ex->started_ns);
+                        monotonic_ns() - ex->started_ns);
     buf_free(&ex->body);
     buf_free(&ex->res.body);
     free(ex->uri);
@@ -532,8 +526,8 @@ void http_server_stop(struct http_server *s, unsigned drain_seconds)
     shutdown(s->listen_fd, SHUT_RDWR);
     pthread_join(s->acceptor, NULL);
     close(s->listen_fd);
-    deadline = now_ns() + (uint64_t)drain_seconds * 1000000000u;
-    while (atomic_load(&s->in_flight) > 0 && now_ns() < deadline)
+    deadline = monotonic_ns() + (uint64_t)drain_seconds * 1000000000u;
+    while (atomic_load(&s->in_flight) > 0 && monotonic_ns() < deadline)
         nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
     if (s->watchdog_running) {

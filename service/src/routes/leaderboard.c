@@ -22,9 +22,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "app.h"
+#include "clock.h"
 #include "http/router.h"
 #include "json/codec.h"
 #include "routes/routes.h"
@@ -46,13 +46,6 @@ struct cached_board {
 };
 
 static _Thread_local struct cached_board cache[CACHE_SLOTS];
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static struct cached_board *cache_slot(const char *event_id, long long top_n)
 {
@@ -103,7 +96,7 @@ void api_leaderboard_top(struct request *req, struct response *res)
 
     struct cached_board *slot = cache_slot(event_id, top_n);
     unsigned long long writes = leaderboard_writes();
-    uint64_t now = now_ns();
+    uint64_t now = monotonic_ns();
     if (slot->len > 0 && slot->writes == writes && now < slot->expires_ns &&
         slot->top_n == top_n && strcmp(slot->event_id, event_id) == 0) {
         respond_bytes(res, 200, "application/json", slot->body, slot->len);

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define RDS_CONNECT_TIMEOUT_MS 200
 #define RDS_COMMAND_TIMEOUT_MS 500
 #define RDS_RETRY_AFTER_MS     1000
@@ -47,13 +49,6 @@ struct rds {
 static pthread_key_t thread_rds_key;
 static pthread_once_t thread_rds_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct rds *thread_rds;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void thread_rds_destroy(void *arg)
 {
@@ -95,7 +90,7 @@ void rds_drop(struct rds *r)
     }
     for (size_t i = 0; i < RDS_MAX_SCRIPTS; i++)
         r->scripts[i].sha[0] = '\0';
-    r->retry_at_ms = now_ms() + RDS_RETRY_AFTER_MS;
+    r->retry_at_ms = (long long)(monotonic_ns() / 1000000) + RDS_RETRY_AFTER_MS;
     rds_pool_count_error(r->pool);
 }
 
@@ -116,7 +111,7 @@ static bool rds_connect(struct rds *r)
             redisFree(r->ctx);
         }
         r->ctx = NULL;
-        r->retry_at_ms = now_ms() + RDS_RETRY_AFTER_MS;
+        r->retry_at_ms = (long long)(monotonic_ns() / 1000000) + RDS_RETRY_AFTER_MS;
         rds_pool_count_error(r->pool);
         return false;
     }
@@ -161,7 +156,7 @@ struct rds *rds_session(struct rds_pool *pool, struct problem *p)
         thread_rds = r;
         pthread_setspecific(thread_rds_key, r);
     }
-    if (r->ctx == NULL && (now_ms() < r->retry_at_ms || !rds_connect(r))) {
+    if (r->ctx == NULL && ((long long)(monotonic_ns() / 1000000) < r->retry_at_ms || !rds_connect(r))) {
         problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
         return NULL;
     }
