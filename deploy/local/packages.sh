@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# deploy/local/packages.sh — install the Debian 12 packages EventTrack needs to
-# build, test and run locally, but only those that are missing.
+# deploy/local/packages.sh — install the Debian 12 packages EventTrack needs,
+# but only those that are missing.
 #
-#   packages.sh           build, stores and test tooling (scripts/serve, scripts/test)
-#   packages.sh --bench   the same plus BENCH_PACKAGES (scripts/bench only)
+#   packages.sh           build and serve: compiler, libraries, PostgreSQL, Redis
+#                         (scripts/serve; about 150 packages on a fresh minbase)
+#   packages.sh --test    the same plus TEST_PACKAGES: Criterion, libcurl's -dev,
+#                         clang, Node.js, Chromium, Graphviz... (scripts/test)
+#   packages.sh --bench   the serve set plus BENCH_PACKAGES (scripts/bench)
 #
 # Why a script: scripts/serve and scripts/test call it first, so a fresh
 # machine needs no setup steps, while a ready one pays one dpkg-query and
 # prints nothing (no apt-get update unless something is missing).
+# Why the split: serving must not cost a browser and a JavaScript runtime
+# (about 1.8 GB); the test toolchain comes with the first scripts/test.
+# Installing needs root: as another user, sudo is used (and asks its
+# password); without sudo the one error line names the packages to install.
 #
 # Notes on names (checked with apt-cache on Debian 12):
 #   - postgresql-15 already contains pgbench and the contrib modules
@@ -32,13 +39,19 @@ set -euo pipefail
 PROG="packages.sh"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 
+# Building and serving (scripts/serve): nothing else.
 PACKAGES=(
     # build
     build-essential cmake pkg-config
     libmicrohttpd-dev libpq-dev libhiredis-dev libcjson-dev
-    libcriterion-dev libcurl4-openssl-dev
     # stores (deploy/local/stores.sh): server, psql/createdb, redis-cli
     postgresql-15 postgresql-client-15 redis-server redis-tools
+)
+
+# Testing (scripts/test), on top of PACKAGES.
+TEST_PACKAGES=(
+    # the Criterion suites (tests/unit, tests/integration; libcurl drives HTTP)
+    libcriterion-dev libcurl4-openssl-dev
     # test tooling: `docker-compose config` check, HTTP pokes, JSON in scripts
     docker-compose curl jq
     # scripts/check-sql (a C tokenizer; docker-compose pulls python3 in too)
@@ -51,8 +64,8 @@ PACKAGES=(
     chromium graphviz fonts-dejavu-core
 )
 # Node.js and npm only when missing (see the notes above).
-command -v node >/dev/null || PACKAGES+=(nodejs)
-command -v npm >/dev/null || PACKAGES+=(npm)
+command -v node >/dev/null || TEST_PACKAGES+=(nodejs)
+command -v npm >/dev/null || TEST_PACKAGES+=(npm)
 
 # Benchmark tooling, installed only by scripts/bench (`packages.sh --bench`),
 # so that CI and scripts/test never pull in load generators and plotters.
@@ -66,8 +79,9 @@ BENCH_PACKAGES=(
 
 case ${1:-} in
     "") ;;
+    --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
     --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
-    *) die "usage: $PROG [--bench]" ;;
+    *) die "usage: $PROG [--test | --bench]" ;;
 esac
 
 command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian 12 only"
@@ -81,14 +95,15 @@ done
 
 SUDO=()
 if ((EUID != 0)); then
-    command -v sudo >/dev/null || die "missing packages (${missing[*]}) and no sudo: install them as root"
+    command -v sudo >/dev/null ||
+        die "installing packages needs root: as root run apt-get install ${missing[*]} (or install sudo), then run this again"
     SUDO=(sudo)
 fi
 
 echo "$PROG: installing ${missing[*]}"
 # env: sudo resets the environment, so pass the frontend on its command line.
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
-    die "apt-get update failed"
+    die "apt-get update failed (see above): check the network and /etc/apt/sources.list, then run this again"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-    die "apt-get install failed for: ${missing[*]}"
+    die "apt-get install failed (see above); fix that, then run this again"
