@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deploy/local/stores.sh — a private PostgreSQL 15 cluster and Redis 7 server
-# for EventTrack, kept under <repo>/.local/ (git-ignored).
+# for EventTrack, kept under <repo>/.local/ (git-ignored) or, for root in a
+# private checkout, under /var/lib/eventtrack/ (see STATE below).
 #
 # Why private: the service and its tests must never depend on whatever the
 # machine already runs (Debian's default cluster on 5432, a system Redis on
@@ -15,11 +16,22 @@
 #
 # Ports: ET_PG_PORT (default 55432), ET_REDIS_PORT (default 56379), both on
 # 127.0.0.1 only. PostgreSQL binaries: ET_PG_BIN (default
-# /usr/lib/postgresql/15/bin). Layout:
-#   .local/postgres  data directory      .local/redis  Redis dir (AOF + RDB)
-#   .local/run       sockets, pid files  .local/log    postgres.log, redis.log
+# /usr/lib/postgresql/15/bin). Layout, under the state directory STATE:
+#   STATE/postgres  data directory      STATE/redis  Redis dir (AOF + RDB)
+#   STATE/run       sockets, pid files  STATE/log    postgres.log, redis.log
 # initdb and postgres refuse to run as root, so as root they run as the
 # `postgres` system user created by Debian's postgresql package.
+#
+# STATE is <repo>/.local, except when root runs this in a checkout that the
+# postgres user cannot reach: root's home is mode 0700 on Debian, the usual
+# place for root's clone. Then STATE is /var/lib/eventtrack/<12 hex digits of
+# the SHA-256 of the checkout's path>, one per checkout, and .local/stores
+# links to it. Nothing is chmod-ed: opening a private home to every user to
+# suit a database would be the wrong trade. A user other than root runs the
+# cluster as themself, so .local always works for them. ET_STATE_DIR
+# overrides the choice; `stores.sh status` prints where the data is. Once
+# data exists in one place it is used from there, so a later chmod never
+# makes the stores look empty.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,14 +44,11 @@ PG_USER=eventtrack
 DATABASES=(eventtrack eventtrack_test)
 WAIT_SECONDS=60
 
+# LOCAL holds this checkout's lock (and scripts/serve's admin key); STATE
+# the stores' data, set by resolve_state once the tools are known present.
 LOCAL="$ROOT/.local"
-PGDATA_DIR="$LOCAL/postgres"
-REDIS_DIR="$LOCAL/redis"
-RUN_DIR="$LOCAL/run"
-LOG_DIR="$LOCAL/log"
-PG_LOG="$LOG_DIR/postgres.log"
-REDIS_LOG="$LOG_DIR/redis.log"
-REDIS_PID="$RUN_DIR/redis.pid"
+STATE=""
+PGDATA_DIR="" REDIS_DIR="" RUN_DIR="" LOG_DIR="" PG_LOG="" REDIS_LOG="" REDIS_PID=""
 REDIS_CONF="$ROOT/config/redis.conf"
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
@@ -89,6 +98,29 @@ need_tools() {
     fi
 }
 
+# Choose STATE (see the header) and derive every path from it.
+resolve_state() {
+    local alt
+    alt="/var/lib/eventtrack/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    if [[ -n ${ET_STATE_DIR:-} ]]; then
+        [[ $ET_STATE_DIR == /* ]] || die "ET_STATE_DIR='$ET_STATE_DIR' must be an absolute path"
+        STATE=$ET_STATE_DIR
+    elif ((EUID != 0)) || [[ -f $LOCAL/postgres/PG_VERSION ]]; then
+        STATE=$LOCAL
+    elif [[ -d $alt ]] || ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
+        STATE=$alt
+    else
+        STATE=$LOCAL
+    fi
+    PGDATA_DIR="$STATE/postgres"
+    REDIS_DIR="$STATE/redis"
+    RUN_DIR="$STATE/run"
+    LOG_DIR="$STATE/log"
+    PG_LOG="$LOG_DIR/postgres.log"
+    REDIS_LOG="$LOG_DIR/redis.log"
+    REDIS_PID="$RUN_DIR/redis.pid"
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 
 pg_running() {
@@ -103,13 +135,20 @@ pg_pid() { head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || echo "?"; }
 pg_running_port() { sed -n 4p "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true; }
 
 pg_prepare_dirs() {
-    mkdir -p "$LOCAL" "$RUN_DIR" "$LOG_DIR"
-    chmod 0755 "$LOCAL"
+    # Every directory down to STATE must let the postgres user through.
+    [[ $STATE == "$LOCAL" ]] || mkdir -p -m 0755 "$(dirname "$STATE")"
+    mkdir -p "$STATE" "$RUN_DIR" "$LOG_DIR"
+    chmod 0755 "$STATE"
+    if [[ $STATE != "$LOCAL" && ! -e $LOCAL/stores ]]; then
+        ln -s "$STATE" "$LOCAL/stores"
+        say "the stores' data lives in $STATE (linked from .local/stores): see README.md, 'Where the data lives'"
+    fi
     if ((EUID == 0)); then
         chown postgres:postgres "$RUN_DIR" "$LOG_DIR"
-        # The postgres user must be able to reach .local through every parent.
+        # Only reachable when ET_STATE_DIR names a private place: the default
+        # moves out of a private checkout by itself.
         runuser -u postgres -- test -w "$RUN_DIR" ||
-            die "the postgres user cannot write $RUN_DIR (a parent directory of $ROOT is not world-searchable?)"
+            die "the postgres user cannot write $RUN_DIR: unset ET_STATE_DIR, or choose one every user may enter"
     elif [[ -e $PGDATA_DIR && ! -O $PGDATA_DIR ]]; then
         die "$PGDATA_DIR belongs to $(stat -c %U "$PGDATA_DIR"), not to you: run as that user or as root"
     fi
@@ -128,7 +167,7 @@ pg_init() {
     say "initialising PostgreSQL cluster in $PGDATA_DIR"
     # initdb into a scratch directory and rename it, so an interrupted initdb
     # never leaves a half-made data directory behind.
-    local tmp="$LOCAL/postgres.initdb"
+    local tmp="$STATE/postgres.initdb"
     rm -rf "$tmp"
     mkdir -m 0700 "$tmp"
     ((EUID == 0)) && chown postgres:postgres "$tmp"
@@ -280,6 +319,7 @@ lock() {
 
 cmd_start() {
     need_tools
+    resolve_state
     lock
     pg_prepare_dirs
     pg_start
@@ -290,6 +330,7 @@ cmd_start() {
 
 cmd_stop() {
     need_tools
+    resolve_state
     lock
     local rc=0
     (pg_stop) || rc=1
@@ -299,6 +340,7 @@ cmd_stop() {
 
 cmd_status() {
     need_tools
+    resolve_state
     local rc=0
     if pg_running; then
         echo "postgres: running (pid $(pg_pid), 127.0.0.1:$(pg_running_port), data $PGDATA_DIR)"
