@@ -54,13 +54,16 @@ REDIS_CONF="$ROOT/config/redis.conf"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 say() { echo "$PROG: $*"; }
 
-# Print the last lines of a log to stderr, to explain a failure.
-log_tail() {
+# The reason a server gave for failing, for the one error line: the last
+# FATAL/ERROR/PANIC line of a PostgreSQL log, or the last "#" line of a Redis
+# one (its warnings), else the last line. Prints "" when the log is unreadable.
+log_reason() {
+    local line=""
     if [[ -r $1 ]]; then
-        echo "---- last lines of $1 ----" >&2
-        tail -n 25 "$1" >&2 || true
-        echo "----" >&2
+        line=$(grep -a -E '(FATAL|ERROR|PANIC|# )' "$1" | tail -n 1 || true)
+        [[ -n $line ]] || line=$(tail -n 1 "$1" || true)
     fi
+    printf '%s' "${line:+: \"$line\"}"
 }
 
 check_port() {
@@ -139,8 +142,8 @@ pg_prepare_dirs() {
     [[ $STATE == "$LOCAL" ]] || mkdir -p -m 0755 "$(dirname "$STATE")"
     mkdir -p "$STATE" "$RUN_DIR" "$LOG_DIR"
     chmod 0755 "$STATE"
-    if [[ $STATE != "$LOCAL" && ! -e $LOCAL/stores ]]; then
-        ln -s "$STATE" "$LOCAL/stores"
+    if [[ $STATE != "$LOCAL" && $(readlink "$LOCAL/stores" 2>/dev/null) != "$STATE" ]]; then
+        ln -sfn "$STATE" "$LOCAL/stores"
         say "the stores' data lives in $STATE (linked from .local/stores): see README.md, 'Where the data lives'"
     fi
     if ((EUID == 0)); then
@@ -174,14 +177,15 @@ pg_init() {
     if ! as_pg "$PG_BIN/initdb" -D "$tmp" --auth=trust --username="$PG_USER" \
         -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/initdb.log" 2>&1; then
         rm -rf "$tmp"
-        log_tail "$LOG_DIR/initdb.log"
-        die "initdb failed (full output in $LOG_DIR/initdb.log)"
+        die "initdb failed$(log_reason "$LOG_DIR/initdb.log"); fix that and run start again (full output: $LOG_DIR/initdb.log)"
     fi
     mv "$tmp" "$PGDATA_DIR"
 }
 
 pg_start() {
     if pg_running; then
+        [[ $(pg_running_port) == "$PG_PORT" ]] ||
+            die "this checkout's postgres already runs on port $(pg_running_port): use ET_PG_PORT=$(pg_running_port), or run stop first"
         say "postgres already running (pid $(pg_pid), port $(pg_running_port))"
         return 0
     fi
@@ -201,18 +205,19 @@ pg_start() {
     opts+=" -c fsync=on -c synchronous_commit=on"
     say "starting postgres on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
     # 9>&-: the server must not inherit the lock taken by lock().
+    # pg_ctl's own words ("Examine the log output") are replaced by the log's reason.
     if ! as_pg "$PG_BIN/pg_ctl" start -D "$PGDATA_DIR" -l "$PG_LOG" -w -t "$WAIT_SECONDS" \
-        -o "$opts" >/dev/null 9>&-; then
-        log_tail "$PG_LOG"
-        die "postgres failed to start on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
+        -o "$opts" >/dev/null 2>&1 9>&-; then
+        grep -q 'could not bind.*Address already in use' "$PG_LOG" 2>/dev/null &&
+            die "another program listens on 127.0.0.1:$PG_PORT: stop it or set ET_PG_PORT to a free port"
+        die "postgres failed to start on 127.0.0.1:$PG_PORT$(log_reason "$PG_LOG"); fix that and run start again (log: $PG_LOG)"
     fi
     local i
     for ((i = 0; i < WAIT_SECONDS * 2; i++)); do
         "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && return 0
         sleep 0.5
     done
-    log_tail "$PG_LOG"
-    die "postgres started but does not answer on 127.0.0.1:$PG_PORT"
+    die "postgres started but does not answer on 127.0.0.1:$PG_PORT$(log_reason "$PG_LOG") (log: $PG_LOG)"
 }
 
 pg_create_databases() {
@@ -235,7 +240,7 @@ pg_stop() {
     fi
     say "stopping postgres (pid $(pg_pid))"
     as_pg "$PG_BIN/pg_ctl" stop -D "$PGDATA_DIR" -m fast -w -t "$WAIT_SECONDS" >/dev/null ||
-        { log_tail "$PG_LOG"; die "postgres did not stop within ${WAIT_SECONDS}s"; }
+        die "postgres did not stop within ${WAIT_SECONDS}s$(log_reason "$PG_LOG"); run stop again (log: $PG_LOG)"
 }
 
 # --------------------------------------------------------------------- Redis
@@ -268,19 +273,21 @@ redis_start() {
         if ! redis-server "$REDIS_CONF" --port "$REDIS_PORT" --bind 127.0.0.1 \
             --dir "$REDIS_DIR" --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" \
             --daemonize yes >"$LOG_DIR/redis-start.out" 2>&1 9>&-; then
-            cat "$LOG_DIR/redis-start.out" >&2
-            log_tail "$REDIS_LOG"
-            die "redis-server refused to start"
+            die "redis-server refused to start$(log_reason "$LOG_DIR/redis-start.out"); fix that and run start again"
         fi
     fi
-    # Wait for PONG: while it replays the AOF, Redis answers LOADING.
+    # Wait for PONG: while it replays the AOF, Redis answers LOADING. A server
+    # that died after daemonizing (a port taken meanwhile, a bad AOF) is
+    # reported at once, not after the whole wait.
     local i
     for ((i = 0; i < WAIT_SECONDS * 2; i++)); do
         redis_answers && return 0
+        if ((i >= 4)) && ! redis_running; then
+            die "redis-server exited while starting$(log_reason "$REDIS_LOG"); fix that and run start again (log: $REDIS_LOG)"
+        fi
         sleep 0.5
     done
-    log_tail "$REDIS_LOG"
-    die "redis does not answer PING on 127.0.0.1:$REDIS_PORT after ${WAIT_SECONDS}s"
+    die "redis does not answer PING on 127.0.0.1:$REDIS_PORT after ${WAIT_SECONDS}s$(log_reason "$REDIS_LOG") (log: $REDIS_LOG)"
 }
 
 redis_stop() {
@@ -303,8 +310,7 @@ redis_stop() {
         kill -0 "$pid" 2>/dev/null || { rm -f "$REDIS_PID"; return 0; }
         sleep 0.5
     done
-    log_tail "$REDIS_LOG"
-    die "redis (pid $pid) did not stop within ${WAIT_SECONDS}s"
+    die "redis (pid $pid) did not stop within ${WAIT_SECONDS}s$(log_reason "$REDIS_LOG"); run stop again (log: $REDIS_LOG)"
 }
 
 # ------------------------------------------------------------------ commands
