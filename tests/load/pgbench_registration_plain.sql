@@ -2,7 +2,7 @@
 -- the registration (every debit on the organization's one balance row, its
 -- lock held through the commit), frozen here as the reference of the
 -- "registration, all on one organization" target: at least 3x this figure
--- (issue 5; ../shared/limits.md measured about 600 tx/s).
+-- (issue 5; docs/perf/machine-limits.md measured about 600 tx/s).
 --
 -- Deliberately NOT checked against the service's SQL: it is the design the
 -- service had when this benchmark was written (store/registrations.c,
