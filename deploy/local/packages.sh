@@ -28,8 +28,9 @@
 #     machines this project runs on come with Node.js 20 from NodeSource's
 #     `nodejs` package, npm included, and no `npm` package; installing Debian's
 #     `npm` beside it would drag in Debian's older nodejs. So they are added
-#     only when the commands are missing, and then Debian's nodejs (18) and
-#     npm (9) are installed, which the pinned tools run on (see package.json).
+#     only when the commands are missing, and then Debian's nodejs (18.20) and
+#     npm (9.2) are installed; the tools package.json pins install and run on
+#     both without an engine warning (the reasons are in its description).
 #   - chromium is Debian's build (/usr/bin/chromium), driven by playwright-core;
 #     no browser is ever downloaded. It and graphviz draw text with DejaVu
 #     (fonts-dejavu-core), named so that screenshots and the rendered diagram
@@ -96,7 +97,11 @@ done
 SUDO=()
 if ((EUID != 0)); then
     command -v sudo >/dev/null ||
-        die "installing packages needs root: as root run apt-get install ${missing[*]} (or install sudo), then run this again"
+        die "installing packages needs root and there is no sudo: have root run 'apt-get install ${missing[*]}', then run this again"
+    # Ask sudo first (it may prompt for the password), so that a refusal is
+    # not reported later as a failed apt-get update.
+    sudo -v ||
+        die "installing packages needs root, and sudo refused: have root run 'apt-get install ${missing[*]}', then run this again"
     SUDO=(sudo)
 fi
 
