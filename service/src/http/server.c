@@ -34,19 +34,20 @@
  * for one client stalls its others. So the server owns the listen socket:
  * one acceptor thread accepts and hands each connection to MHD, which places
  * an added connection on worker (descriptor mod pool size): consecutive
- * connections go to consecutive workers. MHD still applies the connection
- * limits to every added connection.
+ * connections go to consecutive workers. The acceptor, not MHD, enforces
+ * connection_limit: MHD 0.9.75 wedges a worker that reaches its own limit
+ * with an added connection (http/acceptor.c, ADR 0009).
  *
  * Shutdown drains requests, not connections: an idle keep-alive connection
  * is not work in flight, and waiting for clients to close it would hold a
  * SIGTERM for the whole drain time. Responses sent while draining say
  * "Connection: close", and whatever is idle is closed at the end.
  */
-#define _GNU_SOURCE     /* accept4: accepted sockets non-blocking and close-on-exec in one call */
 #include "http/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -60,6 +61,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "http/acceptor.h"
 #include "http/router.h"
 #include "metrics.h"
 
@@ -77,8 +79,7 @@ struct http_server {
     size_t nroutes;
     admit_fn admit;
     unsigned port;
-    int listen_fd;
-    pthread_t acceptor;
+    struct acceptor *acceptor;  /* the listen socket and connection_limit (http/acceptor.c) */
     atomic_int in_flight;       /* requests between URI and completion callbacks */
     atomic_bool draining;
     /* slow-client watchdog */
@@ -149,7 +150,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         s->watched = w;
         pthread_mutex_unlock(&s->watch_lock);
         *socket_context = w;
-    } else if (w != NULL) {                 /* MHD_CONNECTION_NOTIFY_CLOSED, before close(fd) */
+        return;
+    }
+    /* MHD_CONNECTION_NOTIFY_CLOSED, before close(fd): every connection came
+     * from the acceptor, so every close gives a place back. */
+    acceptor_closed(s->acceptor);
+    if (w != NULL) {
         pthread_mutex_lock(&s->watch_lock);
         if (w->prev)
             w->prev->next = w->next;
@@ -385,48 +391,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return exchange_respond(s, ex, conn);
 }
 
-/* Hands every accepted connection to MHD (see "Accepting" above) until
- * http_server_stop shuts the listen socket down. */
-static void *acceptor_main(void *arg)
+/* MHD's own connection limit, per worker, must never be reached: in 0.9.75
+ * reaching it with an added connection wedges the worker (http/acceptor.c).
+ * A worker never holds more than the acceptor lets in, so connection_limit + 1
+ * on every worker is out of reach; MHD splits its total over the workers. */
+static unsigned mhd_connection_limit(const struct config *cfg)
 {
-    struct http_server *s = arg;
-
-    for (;;) {
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof peer;
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd >= 0) {
-            (void)MHD_add_connection(s->daemon, fd, (struct sockaddr *)&peer, len);  /* closes fd if refused */
-            continue;
-        }
-        if (atomic_load(&s->draining))
-            return NULL;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);   /* let descriptors free up */
-        else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN && errno != EPROTO)
-            return NULL;
-    }
-}
-
-/* A bound, listening TCP socket for addr; -1 with errno on failure. */
-static int listen_on(const struct sockaddr_storage *addr)
-{
-    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int on = 1;
-
-    if (fd < 0)
-        return -1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        (addr->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) ||
-        bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
+    unsigned long long total = ((unsigned long long)cfg->connection_limit + 1) * (unsigned long long)cfg->threads;
+    return total > UINT_MAX ? UINT_MAX : (unsigned)total;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -446,7 +418,6 @@ struct http_server *http_server_start(struct app *app, const struct route *route
     struct sockaddr_storage addr;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
-    socklen_t addr_len = sizeof addr;
 
     if (s == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -466,16 +437,12 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         free(s);
         return NULL;
     }
-    if ((s->listen_fd = listen_on(&addr)) < 0 ||
-        getsockname(s->listen_fd, (struct sockaddr *)&addr, &addr_len) != 0) {
+    if ((s->acceptor = acceptor_listen(&addr, (unsigned)cfg->connection_limit, &s->port)) == NULL) {
         snprintf(err, err_size, "setting port: cannot listen on %s:%lld (%s)", cfg->bind, cfg->port,
                  strerror(errno));
-        if (s->listen_fd >= 0)
-            close(s->listen_fd);
         free(s);
         return NULL;
     }
-    s->port = ntohs(addr.ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port);
     pthread_mutex_init(&s->watch_lock, NULL);
     s->arrival_limit_ns = (uint64_t)cfg->connection_timeout * 1000000000u;
     s->app = app;
@@ -490,14 +457,15 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(cfg),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
         MHD_OPTION_END);
-    if (s->daemon == NULL || pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
+    if (s->daemon == NULL || !acceptor_start(s->acceptor, s->daemon)) {
         snprintf(err, err_size, "cannot start the HTTP server on %s:%lld", cfg->bind, cfg->port);
+        acceptor_stop(s->acceptor);
         if (s->daemon != NULL)
             MHD_stop_daemon(s->daemon);
-        close(s->listen_fd);
+        acceptor_free(s->acceptor);
         pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return NULL;
@@ -521,15 +489,13 @@ void http_server_stop(struct http_server *s, unsigned drain_seconds)
     if (s == NULL)
         return;
     atomic_store(&s->draining, true);
-    /* Refuse new connections (shutdown wakes the blocked accept); requests
-     * already received run to completion. */
-    shutdown(s->listen_fd, SHUT_RDWR);
-    pthread_join(s->acceptor, NULL);
-    close(s->listen_fd);
+    /* Refuse new connections; requests already received run to completion. */
+    acceptor_stop(s->acceptor);
     deadline = monotonic_ns() + (uint64_t)drain_seconds * 1000000000u;
     while (atomic_load(&s->in_flight) > 0 && monotonic_ns() < deadline)
         nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
+    acceptor_free(s->acceptor);         /* only now: MHD reported every close */
     if (s->watchdog_running) {
         atomic_store(&s->watchdog_stop, true);
         pthread_join(s->watchdog, NULL);

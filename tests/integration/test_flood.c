@@ -1,0 +1,293 @@
+/* test_flood.c: connection floods (issue 11, point 1; ADR 0009).
+ *
+ * Each test starts its own service and speaks raw TCP to it over loopback
+ * (client ports from the kernel's ephemeral range), because what is tested is
+ * below HTTP: how many connections are taken, which are refused and how, and
+ * what a SIGTERM waits for. Covered:
+ *   - bursts of connects far over connection_limit, while a few keep-alive
+ *     clients keep polling: the excess is answered 503 and closed (never left
+ *     hanging), the pollers are served throughout, fresh connections are
+ *     served within a second of each burst, the service's open descriptors
+ *     return to their baseline, nothing logs MHD's own limit (the path that
+ *     wedged workers in libmicrohttpd 0.9.75), and SIGTERM exits 0.
+ * Bounds are generous (seconds, not milliseconds) so that a loaded machine
+ * cannot fail them; each failure they catch is one of seconds to forever.
+ */
+#define _GNU_SOURCE 1
+#include "harness.h"
+
+#include <libpq-fe.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Tests run in parallel: each service logs to a file of its own. */
+static char LOG[512];
+
+static pid_t g_pid = -1;
+
+static void stop_service(void)
+{
+    if (g_pid > 0) {
+        stop_spawned_service(g_pid);
+        g_pid = -1;
+    }
+}
+
+TestSuite(flood, .init = it_setup, .fini = stop_service, .timeout = 90);
+
+/* The test process holds thousands of sockets: its soft descriptor limit
+ * goes up to the hard one. Returns that limit. */
+static long long raise_own_fd_limit(void)
+{
+    struct rlimit rl;
+    cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    return rl.rlim_cur == RLIM_INFINITY ? 1LL << 30 : (long long)rl.rlim_cur;
+}
+
+static char *start(const char *name, const char *const *args)
+{
+    char *base = NULL;
+    snprintf(LOG, sizeof LOG, "%s/integration-service-flood-%s.log", ET_IT_LOG_DIR, name);
+    /* The test reads its service's log: start it empty. */
+    unlink(LOG);
+    g_pid = spawn_service(args, NULL, LOG, &base);
+    return base;
+}
+
+/* SIGTERM; asserts a clean exit (0) and returns the milliseconds it took. */
+static long long stop_and_time(void)
+{
+    long long t0 = it_now_ms();
+    int st = stop_spawned_service(g_pid);
+    long long ms = it_now_ms() - t0;
+    g_pid = -1;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "the service did not exit 0 on SIGTERM (%s %d after %lld ms); see %s",
+              WIFEXITED(st) ? "exit status" : "killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+              ms, LOG);
+    return ms;
+}
+
+static int port_of(const char *base)
+{
+    const char *colon = strrchr(base, ':');
+    cr_assert(colon, "no port in %s", base);
+    return atoi(colon + 1);
+}
+
+/* A loopback TCP connection to port; non-blocking ones may still be
+ * connecting. -1 with errno on failure. */
+static int tcp_connect(int port, bool nonblocking)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static const char HEALTHZ[] = "GET /healthz HTTP/1.1\r\nHost: flood\r\n\r\n";
+
+/* Reads one response head from a blocking socket within timeout_ms: its
+ * status, 0 when the server closed first, -1 when nothing came in time. The
+ * body (a few bytes for /healthz and the 503) is read with it. */
+static int read_status(int fd, int timeout_ms)
+{
+    char buf[2048];
+    size_t used = 0;
+    long long deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        long long left = deadline - it_now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int rc = poll(&p, 1, (int)left);
+        if (rc <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + used, sizeof buf - 1 - used, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0)
+            return 0;
+        used += (size_t)n;
+        buf[used] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "\r\nContent-Length:");
+        if (end && cl && used >= (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10)) {
+            cr_assert(strncmp(buf, "HTTP/1.1 ", 9) == 0, "not an HTTP response: %.100s", buf);
+            return atoi(buf + 9);
+        }
+        if (used == sizeof buf - 1)
+            return -1;
+    }
+}
+
+/* GET /healthz on an open connection; its status (see read_status). */
+static int healthz_on(int fd, int timeout_ms)
+{
+    if (send(fd, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof HEALTHZ - 1))
+        return 0;
+    return read_status(fd, timeout_ms);
+}
+
+/* A fresh connection's /healthz status. */
+static int healthz_fresh(int port, int timeout_ms)
+{
+    int fd = tcp_connect(port, false);
+    if (fd < 0)
+        return -1;
+    int st = healthz_on(fd, timeout_ms);
+    close(fd);
+    return st;
+}
+
+/* Open descriptors of a process (/proc/PID/fd). */
+static int open_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    cr_assert(d, "%s: %s", path, strerror(errno));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static bool log_contains(const char *needle)
+{
+    FILE *f = fopen(LOG, "r");
+    char line[1024];
+    bool found = false;
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Waits (bounded) until the server has answered or closed every socket of
+ * conns[0..n) that it is going to: a socket turns "done" on the first
+ * readable event (the 503 or the end). Returns how many were done and
+ * counts the 503s among them. */
+static int refusals_seen(const int *conns, int n, int expect, int timeout_ms, int *n503)
+{
+    struct pollfd *p = it_malloc(sizeof *p * (size_t)n);
+    bool *done = calloc((size_t)n, sizeof *done);
+    int ndone = 0;
+    long long deadline = it_now_ms() + timeout_ms;
+    cr_assert(done);
+    *n503 = 0;
+    while (ndone < expect && it_now_ms() < deadline) {
+        for (int i = 0; i < n; i++)
+            p[i] = (struct pollfd){.fd = done[i] ? -1 : conns[i], .events = POLLIN};
+        if (poll(p, (nfds_t)n, 100) <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (done[i] || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[1024];
+            ssize_t got = recv(conns[i], buf, sizeof buf - 1, MSG_DONTWAIT);
+            if (got < 0 && errno == EAGAIN)
+                continue;
+            done[i] = true;
+            ndone++;
+            if (got > 12 && strncmp(buf, "HTTP/1.1 503", 12) == 0)
+                (*n503)++;
+        }
+    }
+    free(p);
+    free(done);
+    return ndone;
+}
+
+enum { LIMIT = 64, POLLERS = 8, BURST = 1000, BURSTS = 3 };
+
+Test(flood, bursts_far_over_the_limit_refuse_only_the_excess_and_leave_the_service_whole)
+{
+    raise_own_fd_limit();
+    const char *args[] = {"--threads", "2", "--connection-limit", "64", NULL};
+    char *b = start("bursts", args);
+    int port = port_of(b);
+    cr_assert_eq(healthz_fresh(port, 5000), 200);
+    /* Settled: the background worker has opened its store connections. */
+    nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
+    int baseline = open_fds(g_pid);
+
+    int pollers[POLLERS];
+    for (int i = 0; i < POLLERS; i++) {
+        pollers[i] = tcp_connect(port, false);
+        cr_assert(pollers[i] >= 0 && healthz_on(pollers[i], 5000) == 200, "keep-alive client %d not served", i);
+    }
+    static int conns[BURST];
+    for (int burst = 0; burst < BURSTS; burst++) {
+        int opened = 0;
+        for (; opened < BURST; opened++) {
+            conns[opened] = tcp_connect(port, true);
+            cr_assert(conns[opened] >= 0, "burst %d: connect %d: %s", burst, opened, strerror(errno));
+        }
+        /* Everything over the limit is answered or closed by the server: at
+         * most LIMIT - POLLERS of the burst are admitted (and stay silent). */
+        int n503 = 0;
+        int refused = refusals_seen(conns, BURST, BURST - (LIMIT - POLLERS), 10000, &n503);
+        cr_assert(refused >= BURST - (LIMIT - POLLERS),
+                  "burst %d: only %d of %d connections over connection_limit %d were refused within 10 s "
+                  "(the rest hang)", burst, refused, BURST - (LIMIT - POLLERS), LIMIT);
+        cr_assert(n503 > 0, "burst %d: no refused connection was answered 503", burst);
+        /* Those under the limit are served meanwhile. */
+        for (int i = 0; i < POLLERS; i++)
+            cr_assert_eq(healthz_on(pollers[i], 5000), 200, "burst %d: keep-alive client %d not served during "
+                         "the flood", burst, i);
+        for (int i = 0; i < BURST; i++)
+            close(conns[i]);
+        /* A fresh connection is served within a second of the burst ending. */
+        long long t0 = it_now_ms();
+        int st = 0;
+        while ((st = healthz_fresh(port, 1000)) != 200 && it_now_ms() - t0 < 1000)
+            nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        cr_assert_eq(st, 200, "burst %d: no fresh connection was served within 1 s (last status %d)", burst, st);
+    }
+    for (int i = 0; i < POLLERS; i++)
+        close(pollers[i]);
+
+    /* After the flood: 20 of 20 fresh connections served... */
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(healthz_fresh(port, 2000), 200, "fresh connection %d of 20 after the flood", i + 1);
+    /* ...every refused or closed socket released by the service... */
+    int fds = open_fds(g_pid);
+    for (long long t0 = it_now_ms(); fds > baseline + 4 && it_now_ms() - t0 < 5000; fds = open_fds(g_pid))
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    cr_assert(fds <= baseline + 4, "the service holds %d descriptors after the flood, %d before", fds, baseline);
+    /* ...MHD's own limit never reached (it wedged workers in 0.9.75)... */
+    cr_assert(!log_contains("Server reached connection limit"),
+              "libmicrohttpd reached its own connection limit; see %s", LOG);
+    cr_assert(log_contains("connection_limit (64) reached"), "the refusals were not logged; see %s", LOG);
+    /* ...and SIGTERM ends it cleanly. */
+    stop_and_time();
+}
