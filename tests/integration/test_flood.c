@@ -1,4 +1,5 @@
-/* test_flood.c: connection floods (issue 11, point 1; ADR 0009).
+/* test_flood.c: connection floods and shutdown (issue 11, points 1 and 11;
+ * ADR 0009).
  *
  * Each test starts its own service and speaks raw TCP to it over loopback
  * (client ports from the kernel's ephemeral range), because what is tested is
@@ -9,7 +10,10 @@
  *     hanging), the pollers are served throughout, fresh connections are
  *     served within a second of each burst, the service's open descriptors
  *     return to their baseline, nothing logs MHD's own limit (the path that
- *     wedged workers in libmicrohttpd 0.9.75), and SIGTERM exits 0.
+ *     wedged workers in libmicrohttpd 0.9.75), and SIGTERM exits 0;
+ *   - a half-sent request head, or a body that never comes on a request
+ *     nobody was admitted for, does not hold a SIGTERM for the drain time,
+ *     while a request that has arrived is still answered during the drain.
  * Bounds are generous (seconds, not milliseconds) so that a loaded machine
  * cannot fail them; each failure they catch is one of seconds to forever.
  */
@@ -289,5 +293,91 @@ Test(flood, bursts_far_over_the_limit_refuse_only_the_excess_and_leave_the_servi
               "libmicrohttpd reached its own connection limit; see %s", LOG);
     cr_assert(log_contains("connection_limit (64) reached"), "the refusals were not logged; see %s", LOG);
     /* ...and SIGTERM ends it cleanly. */
+    stop_and_time();
+}
+
+/* A shutdown waits for requests that have arrived, not for clients. */
+Test(flood, sigterm_is_not_held_by_half_sent_requests)
+{
+    const char *args[] = {"--threads", "2", "--shutdown-drain-seconds", "30", NULL};
+    char *b = start("half-sent", args);
+    int port = port_of(b);
+
+    /* The request line, and half a header. */
+    int head = tcp_connect(port, false);
+    cr_assert(head >= 0);
+    static const char half_head[] = "GET /healthz HTTP/1.1\r\nHost: flood\r\nX-Half: ";
+    cr_assert(send(head, half_head, sizeof half_head - 1, MSG_NOSIGNAL) > 0);
+    /* Whole heads, and bodies that never come: one no caller was admitted
+     * for (no credentials: it will be a 401), one on a route without a body.
+     * (An admitted upload is waited for: test_faults.c, sigterm_under_load.) */
+    int body = tcp_connect(port, false);
+    cr_assert(body >= 0);
+    static const char no_body[] = "POST /v1/organizations HTTP/1.1\r\nHost: flood\r\n"
+                                  "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":";
+    cr_assert(send(body, no_body, sizeof no_body - 1, MSG_NOSIGNAL) > 0);
+    int get_body = tcp_connect(port, false);
+    cr_assert(get_body >= 0);
+    static const char get_no_body[] = "GET /healthz HTTP/1.1\r\nHost: flood\r\nContent-Length: 100\r\n\r\nab";
+    cr_assert(send(get_body, get_no_body, sizeof get_no_body - 1, MSG_NOSIGNAL) > 0);
+    /* All three are with the service before the signal. */
+    cr_assert_eq(healthz_fresh(port, 5000), 200);
+
+    long long ms = stop_and_time();
+    cr_assert(ms < 8000, "SIGTERM took %lld ms with shutdown_drain_seconds 30: half-sent requests held it", ms);
+    /* The half-sent requests were dropped, unanswered. */
+    cr_assert_eq(read_status(head, 2000), 0);
+    cr_assert_eq(read_status(body, 2000), 0);
+    cr_assert_eq(read_status(get_body, 2000), 0);
+    close(head);
+    close(body);
+    close(get_body);
+}
+
+/* ...and a request whose handler is running is answered before the exit. */
+Test(flood, sigterm_waits_for_a_request_that_has_arrived)
+{
+    const char *args[] = {"--threads", "2", "--shutdown-drain-seconds", "30", NULL};
+    char *b = start("in-flight", args);
+    int port = port_of(b);
+    char *org = make_org(0);
+    char *event = make_event(org);
+
+    /* Hold the event row: creating a session for it waits on the foreign key. */
+    PGconn *lock = PQconnectdb(getenv("EVENTTRACK_DATABASE_URL"));
+    cr_assert(PQstatus(lock) == CONNECTION_OK, "%s", PQerrorMessage(lock));
+    PQclear(PQexec(lock, "BEGIN"));
+    const char *params[] = {event};
+    PGresult *res = PQexecParams(lock, "SELECT 1 FROM events WHERE id = $1 FOR UPDATE", 1, NULL, params, NULL,
+                                 NULL, 0);
+    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s", PQerrorMessage(lock));
+    PQclear(res);
+
+    int fd = tcp_connect(port, false);
+    cr_assert(fd >= 0);
+    char *body = fmt("{\"event_id\":\"%s\",\"title\":\"Drained\",\"speaker_id\":\"s1\"}", event);
+    char *req = fmt("POST /v1/sessions HTTP/1.1\r\nHost: flood\r\nAuthorization: Bearer %s\r\n"
+                    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                    it_admin_key(), strlen(body), body);
+    cr_assert(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+    char *blocked_sql = fmt("SELECT count(*) FROM pg_stat_activity WHERE %d = ANY(pg_blocking_pids(pid))",
+                            PQbackendPID(lock));
+    long long blocked = 0;
+    for (long long t0 = it_now_ms(); blocked == 0 && it_now_ms() - t0 < 10000;) {
+        blocked = pg_ll(blocked_sql, NULL);
+        if (blocked == 0)
+            nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    cr_assert(blocked > 0, "the session create never reached PostgreSQL's lock");
+
+    /* SIGTERM while the request runs: the service waits for it. */
+    cr_assert(kill(g_pid, SIGTERM) == 0);
+    nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
+    int st;
+    cr_assert_eq(waitpid(g_pid, &st, WNOHANG), 0, "the service exited with a request in flight");
+    PQclear(PQexec(lock, "COMMIT"));
+    PQfinish(lock);
+    cr_assert_eq(read_status(fd, 10000), 201, "the request in flight was not answered during the drain");
+    close(fd);
     stop_and_time();
 }

@@ -38,10 +38,12 @@
  * connection_limit: MHD 0.9.75 wedges a worker that reaches its own limit
  * with an added connection (http/acceptor.c, ADR 0009).
  *
- * Shutdown drains requests, not connections: an idle keep-alive connection
- * is not work in flight, and waiting for clients to close it would hold a
- * SIGTERM for the whole drain time. Responses sent while draining say
- * "Connection: close", and whatever is idle is closed at the end.
+ * Shutdown drains requests, not connections: a request is work in flight
+ * once it has fully arrived, or, for an admitted upload, once its head has
+ * (in_flight_from_head). An idle keep-alive connection is not, nor is a
+ * half-sent head: waiting for either would let any client hold a SIGTERM for
+ * the whole drain time. Responses sent while draining say "Connection:
+ * close", and everything else is closed at the end.
  */
 #include "http/server.h"
 
@@ -80,7 +82,7 @@ struct http_server {
     admit_fn admit;
     unsigned port;
     struct acceptor *acceptor;  /* the listen socket and connection_limit (http/acceptor.c) */
-    atomic_int in_flight;       /* requests between URI and completion callbacks */
+    atomic_int in_flight;       /* requests a shutdown waits for (see in_flight_from_head) */
     atomic_bool draining;
     /* slow-client watchdog */
     pthread_mutex_t watch_lock;
@@ -97,19 +99,19 @@ struct exchange {
     char *uri;                  /* raw URI; path and query are carved from it */
     struct problem refusal;     /* decided on the first callback, sent on the last */
     bool started;
+    bool in_flight;             /* counted in http_server.in_flight (see arrival_done) */
     struct buf body;
     uint64_t started_ns;
 };
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    struct http_server *s = cls;
     struct exchange *ex = calloc(1, sizeof *ex);
 
+    (void)cls;
     (void)conn;
     if (ex == NULL)
         return NULL;
-    atomic_fetch_add(&s->in_flight, 1);
     ex->started_ns = monotonic_ns();
     ex->uri = strdup(uri);
     return ex;
@@ -122,12 +124,38 @@ static struct watched_conn *watched_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-/* A request has fully arrived (head and body): the watchdog lets go of it. */
-static void arrival_done(struct MHD_Connection *conn)
+/* From now on the request is work in flight that a shutdown waits for (until
+ * on_completed). Called when the request has fully arrived, or earlier, once
+ * its head has (in_flight_from_head). */
+static void in_flight_begin(struct http_server *s, struct exchange *ex)
+{
+    if (!ex->in_flight) {
+        ex->in_flight = true;
+        atomic_fetch_add(&s->in_flight, 1);
+    }
+}
+
+/* Called once the head has arrived. A request is waited for from its head
+ * when it is an upload the service has accepted (a JSON-body route, caller
+ * admitted, nothing refused): a client sending a batch slowly gets it saved
+ * across a SIGTERM. Anything else counts only once it has fully arrived: a
+ * request still arriving has had no effect, its client may retry it, and
+ * waiting for it would let one half-sent header (or a stalled body nobody
+ * admitted) hold a SIGTERM for the whole drain time. */
+static void in_flight_from_head(struct http_server *s, struct exchange *ex)
+{
+    if (ex->refusal.err == ET_OK && ex->req.route != NULL && ex->req.route->json_body)
+        in_flight_begin(s, ex);
+}
+
+/* A request has fully arrived (head and body): the watchdog lets go of it,
+ * and it is in flight. */
+static void arrival_done(struct http_server *s, struct exchange *ex, struct MHD_Connection *conn)
 {
     struct watched_conn *w = watched_of(conn);
     if (w)
         atomic_store(&w->arriving_since_ns, 0);
+    in_flight_begin(s, ex);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -209,10 +237,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         monotonic_ns() - ex->started_ns);
     buf_free(&ex->body);
     buf_free(&ex->res.body);
+    if (ex->in_flight)
+        atomic_fetch_sub(&s->in_flight, 1);
     free(ex->uri);
     free(ex);
     *con_cls = NULL;
-    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 static const char *header(struct MHD_Connection *conn, const char *name)
@@ -359,6 +388,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!ex->started) {                                  /* step 2 */
         ex->started = true;
         exchange_begin(s, ex, conn, method);
+        in_flight_from_head(s, ex);
         if (ex->refusal.err == ET_ERR_TOO_LARGE) {
             respond_problem(&ex->res, &ex->refusal);
             return exchange_respond(s, ex, conn);
@@ -378,7 +408,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (ex->res.status != 0)                             /* already answered (413) */
         return MHD_YES;
-    arrival_done(conn);
+    arrival_done(s, ex, conn);
     if (ex->refusal.err != ET_OK) {                      /* step 4 */
         respond_problem(&ex->res, &ex->refusal);
     } else if (ex->body.failed) {
