@@ -11,6 +11,10 @@
  *     served within a second of each burst, the service's open descriptors
  *     return to their baseline, nothing logs MHD's own limit (the path that
  *     wedged workers in libmicrohttpd 0.9.75), and SIGTERM exits 0;
+ *   - 10,000 keep-alive connections (a large conference's devices) are all
+ *     served at the default connection_limit, in under 256 MB resident; the
+ *     service raises its descriptor limit to the hard limit, and refuses to
+ *     start, in one line, when connection_limit cannot fit in it;
  *   - a half-sent request head, or a body that never comes on a request
  *     nobody was admitted for, does not hold a SIGTERM for the drain time,
  *     while a request that has arrived is still answered during the drain.
@@ -183,6 +187,21 @@ static int open_fds(pid_t pid)
     return n;
 }
 
+/* Resident memory of a process, in KiB (VmRSS in /proc/PID/status). */
+static long long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atoll(line + 6);
+    fclose(f);
+    return kib;
+}
+
 static bool log_contains(const char *needle)
 {
     FILE *f = fopen(LOG, "r");
@@ -293,6 +312,69 @@ Test(flood, bursts_far_over_the_limit_refuse_only_the_excess_and_leave_the_servi
               "libmicrohttpd reached its own connection limit; see %s", LOG);
     cr_assert(log_contains("connection_limit (64) reached"), "the refusals were not logged; see %s", LOG);
     /* ...and SIGTERM ends it cleanly. */
+    stop_and_time();
+}
+
+Test(flood, ten_thousand_keep_alive_connections_are_served_in_under_256_mb)
+{
+    enum { N = 10000 };
+    long long limit = raise_own_fd_limit();
+    if (limit < N + 100)
+        cr_skip_test("this process may open only %lld descriptors; 10,000 connections need more", limit);
+    /* The default connection_limit, and no idle timeout during the test. */
+    const char *args[] = {"--connection-timeout", "300", NULL};
+    char *b = start("keepalive", args);
+    int port = port_of(b);
+    cr_assert_eq(healthz_fresh(port, 5000), 200);
+    long long before = rss_kib(g_pid);
+
+    static int conns[N];
+    for (int i = 0; i < N; i++) {
+        conns[i] = tcp_connect(port, false);
+        cr_assert(conns[i] >= 0, "connect %d of %d: %s", i + 1, N, strerror(errno));
+    }
+    for (int i = 0; i < N; i++)
+        cr_assert(send(conns[i], HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof HEALTHZ - 1));
+    for (int i = 0; i < N; i++) {
+        int st = read_status(conns[i], 10000);
+        cr_assert_eq(st, 200, "connection %d of %d: status %d", i + 1, N, st);
+    }
+    long long rss = rss_kib(g_pid);
+    cr_log_info("10,000 keep-alive connections: service RSS %lld KiB -> %lld KiB", before, rss);
+#ifndef __SANITIZE_ADDRESS__    /* ASan's redzones and shadow memory are not the service's */
+    cr_assert(rss < 256 * 1024, "10,000 keep-alive connections: the service holds %lld KiB resident", rss);
+#endif
+    /* Still kept alive, and still served, all of them. */
+    for (int i = 0; i < N; i += 97)
+        cr_assert_eq(healthz_on(conns[i], 5000), 200, "connection %d: second request", i + 1);
+    for (int i = 0; i < N; i++)
+        close(conns[i]);
+    cr_assert_eq(healthz_fresh(port, 5000), 200);
+    stop_and_time();
+}
+
+/* The descriptor limit: raised from soft to hard at start, and a
+ * connection_limit that cannot fit in it stops the start with one line.
+ * (Criterion runs each test in its own process, so lowering this process's
+ * limits, which the services inherit, touches no other test.) */
+Test(flood, the_descriptor_limit_is_raised_and_a_connection_limit_that_cannot_fit_stops_the_start)
+{
+    struct rlimit rl = {.rlim_cur = 1024, .rlim_max = 4096};
+    cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+
+    const char *argv[] = {ET_BINARY_PATH, "serve", "--port", "0", "--connection-limit", "5000", NULL};
+    struct run r = run_binary(argv, NULL, 10000);
+    cr_assert(!r.timed_out && WIFEXITED(r.status) && WEXITSTATUS(r.status) != 0,
+              "serve started with connection_limit 5000 and 4096 descriptors at most: %s", r.err);
+    cr_assert(strstr(r.err, "setting connection_limit: 5000 connections need") && strstr(r.err, "4096"),
+              "the refusal does not name the setting and the limit: %s", r.err);
+    cr_assert(strchr(r.err, '\n') == strrchr(r.err, '\n'), "more than one line: %s", r.err);
+
+    const char *args[] = {"--threads", "2", "--connection-limit", "4000", NULL};
+    char *b = start("nofile", args);
+    cr_assert_eq(healthz_fresh(port_of(b), 5000), 200);
+    cr_assert(log_contains("file descriptors: up to 4096 (RLIMIT_NOFILE, was 1024); connection_limit 4000"),
+              "the raised limit was not logged; see %s", LOG);
     stop_and_time();
 }
 
