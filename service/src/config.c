@@ -42,7 +42,7 @@ static const struct setting settings[] = {
     INT_SETTING("connection_timeout", connection_timeout, 1, 3600,
                 "seconds before an idle or stalled client connection is closed (default 30)"),
     INT_SETTING("connection_limit", connection_limit, 1, 100000,
-                "most client connections at once (default 1024)"),
+                "most client connections at once; more are answered 503 and closed (default 16384)"),
     INT_SETTING("per_ip_connection_limit", per_ip_connection_limit, 0, 100000,
                 "most connections from one address, 0 for no limit (default 0)"),
     INT_SETTING("shutdown_grace_seconds", shutdown_grace_seconds, 0, 600,
@@ -79,7 +79,7 @@ static void config_defaults(struct config *cfg)
     cfg->threads = 16;
     cfg->max_body_bytes = 1 << 20;
     cfg->connection_timeout = 30;
-    cfg->connection_limit = 1024;
+    cfg->connection_limit = 16384;
     cfg->per_ip_connection_limit = 0;
     cfg->shutdown_drain_seconds = 10;
     cfg->rate_limit_requests = 1000;

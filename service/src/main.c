@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "app.h"
@@ -78,6 +79,49 @@ static bool schema_current(const struct config *cfg)
     return true;
 }
 
+/* Descriptors the service needs besides client connections: per worker
+ * thread its epoll and wake-up descriptors and its PostgreSQL and Redis
+ * connections, the background worker's connections, stdio, the listen socket,
+ * and room for the odd file or name lookup. Measured: 4 per thread + 13. */
+static long long fds_reserved(const struct config *cfg)
+{
+    return 4 * cfg->threads + 64;
+}
+
+/* Every attendee device holds a connection, so the soft descriptor limit
+ * (often 1024) is raised to the hard one; a connection_limit that still
+ * cannot fit is a setting that cannot be honoured, and stops the start
+ * rather than failing accept() in the middle of a conference (ADR 0009). */
+static bool fd_limit_raise(const struct config *cfg)
+{
+    struct rlimit rl;
+    unsigned long long was, need = (unsigned long long)(cfg->connection_limit + fds_reserved(cfg));
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        perror("eventtrack: getrlimit(RLIMIT_NOFILE)");
+        return false;
+    }
+    was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        /* An unlimited hard limit cannot be a soft one (Linux caps it at
+         * fs.nr_open): ask for its default, 1048576, instead. */
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = (rlim_t)was;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+        fprintf(stderr, "eventtrack: setting connection_limit: %lld connections need %llu file descriptors"
+                        " (%lld more for stores and threads), but this process may open only %llu"
+                        " (RLIMIT_NOFILE); lower connection_limit or raise the hard limit"
+                        " (ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=)\n",
+                cfg->connection_limit, need, fds_reserved(cfg), (unsigned long long)rl.rlim_cur);
+        return false;
+    }
+    fprintf(stderr, "eventtrack: file descriptors: up to %llu (RLIMIT_NOFILE, was %llu); connection_limit %lld\n",
+            (unsigned long long)rl.rlim_cur, was, cfg->connection_limit);
+    return true;
+}
+
 static int cmd_serve(const struct config *cfg)
 {
     struct app app = {.cfg = cfg};
@@ -95,7 +139,7 @@ static int cmd_serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (!schema_current(cfg))
+    if (!fd_limit_raise(cfg) || !schema_current(cfg))
         return 1;
     app.pg = pg_pool_new(cfg->database_url);
     app.redis = rds_pool_new(&cfg->redis);

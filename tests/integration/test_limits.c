@@ -11,8 +11,9 @@
  *   - max_name_chars: 422 on the field, counted in characters, not bytes;
  *   - per_ip_connection_limit: the connection over the limit is closed unanswered
  *     while the first N keep working;
- *   - connection_limit: the connection over the limit is not served while the
- *     first N are open, and is served as soon as one of them closes;
+ *   - connection_limit: the connection over the limit is answered 503 and
+ *     closed while the first N keep working, and a freed place is reused
+ *     (floods far over the limit: test_flood.c);
  *   - connection_timeout: a half-sent request line, an idle connection and an
  *     idle keep-alive connection are closed within the timeout (measured with
  *     poll on raw sockets), and so is a client trickling its request head.
@@ -358,7 +359,7 @@ Test(limits, per_ip_connection_limit_closes_the_extra_connection)
     close(c2);
 }
 
-Test(limits, connection_limit_serves_the_extra_connection_only_when_one_closes)
+Test(limits, connection_limit_answers_503_to_the_extra_connection_and_serves_the_rest)
 {
     const char *args[] = {"--connection-limit", "3", NULL}; /* the default 16 threads */
     char *b = start(args);
@@ -367,22 +368,42 @@ Test(limits, connection_limit_serves_the_extra_connection_only_when_one_closes)
         c[i] = raw_connect(b);
         expect_served(c[i], "one of the first 3 connections");
     }
-    /* The fourth is not served while three are open... */
+    /* The fourth is answered 503 (Retry-After, problem+json) and closed at
+     * once, before it even sends a request: it is refused, not queued. */
     int c4 = raw_connect(b);
-    raw_send(c4, HEALTHZ);
-    int status = 0;
-    enum raw_outcome o = raw_read_response(c4, 1000, &status);
-    cr_assert(o != RAW_ANSWERED, "a fourth connection was served with connection_limit 3");
-    for (int i = 0; i < 3; i++)
-        expect_served(c[i], "one of the first 3, while a fourth waits");
-    /* ...and is served once one of them closes (if it was not closed outright). */
-    close(c[0]);
-    if (o == RAW_SILENT) {
-        o = raw_read_response(c4, 5000, &status);
-        cr_assert(o == RAW_ANSWERED && status == 200,
-                  "the waiting fourth connection was not served within 5 s of a slot freeing");
+    char got[2048] = "";
+    size_t used = 0;
+    long long t0 = it_now_ms();
+    for (ssize_t n = 1; n > 0 && used < sizeof got - 1 && it_now_ms() - t0 < 5000;) {
+        struct pollfd p = {.fd = c4, .events = POLLIN};
+        if (poll(&p, 1, 500) > 0 && (n = recv(c4, got + used, sizeof got - 1 - used, 0)) > 0)
+            used += (size_t)n;
     }
+    got[used] = '\0';
+    cr_assert(strncmp(got, "HTTP/1.1 503 ", 13) == 0, "a fourth connection with connection_limit 3: %.200s",
+              used ? got : "(no answer)");
+    cr_assert(strcasestr(got, "\r\nRetry-After: 1\r\n") && strcasestr(got, "\r\nConnection: close\r\n") &&
+              strcasestr(got, "application/problem+json") && strstr(got, "/problems/too-many-connections"),
+              "the 503 lacks Retry-After, Connection: close or its problem document: %s", got);
+    struct pollfd p = {.fd = c4, .events = POLLIN};
+    cr_assert(poll(&p, 1, 2000) == 1 && recv(c4, got, sizeof got, 0) <= 0, "the refused connection stayed open");
     close(c4);
+    /* Only the excess is refused: the first three are served as before... */
+    for (int i = 0; i < 3; i++)
+        expect_served(c[i], "one of the first 3, after a fourth was refused");
+    /* ...and a freed place is taken by the next connection. */
+    close(c[0]);
+    bool served = false;
+    int status = 0;
+    for (int i = 0; i < 50 && !served; i++) {
+        if (i)
+            pause_ms(100);
+        int c5 = raw_connect(b);
+        send(c5, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL);
+        served = raw_read_response(c5, 2000, &status) == RAW_ANSWERED && status == 200;
+        close(c5);
+    }
+    cr_assert(served, "no new connection was served within 5 s of one of the three closing");
     close(c[1]);
     close(c[2]);
 }

@@ -115,7 +115,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.threads, 16);
     cr_assert_eq(cfg.max_body_bytes, 1048576);
     cr_assert_eq(cfg.connection_timeout, 30);
-    cr_assert_eq(cfg.connection_limit, 1024);
+    cr_assert_eq(cfg.connection_limit, 16384);
     cr_assert_eq(cfg.per_ip_connection_limit, 0);
     cr_assert_eq(cfg.shutdown_drain_seconds, 10);
     cr_assert_str_eq(cfg.admin_key, VALID_ADMIN_KEY);

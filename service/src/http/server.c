@@ -34,19 +34,22 @@
  * for one client stalls its others. So the server owns the listen socket:
  * one acceptor thread accepts and hands each connection to MHD, which places
  * an added connection on worker (descriptor mod pool size): consecutive
- * connections go to consecutive workers. MHD still applies the connection
- * limits to every added connection.
+ * connections go to consecutive workers. The acceptor, not MHD, enforces
+ * connection_limit: MHD 0.9.75 wedges a worker that reaches its own limit
+ * with an added connection (http/acceptor.c, ADR 0009).
  *
- * Shutdown drains requests, not connections: an idle keep-alive connection
- * is not work in flight, and waiting for clients to close it would hold a
- * SIGTERM for the whole drain time. Responses sent while draining say
- * "Connection: close", and whatever is idle is closed at the end.
+ * Shutdown drains requests, not connections: a request is work in flight
+ * once it has fully arrived, or, for an admitted upload, once its head has
+ * (in_flight_from_head). An idle keep-alive connection is not, nor is a
+ * half-sent head: waiting for either would let any client hold a SIGTERM for
+ * the whole drain time. Responses sent while draining say "Connection:
+ * close", and everything else is closed at the end.
  */
-#define _GNU_SOURCE     /* accept4: accepted sockets non-blocking and close-on-exec in one call */
 #include "http/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -60,6 +63,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "http/acceptor.h"
 #include "http/router.h"
 #include "metrics.h"
 
@@ -77,9 +81,8 @@ struct http_server {
     size_t nroutes;
     admit_fn admit;
     unsigned port;
-    int listen_fd;
-    pthread_t acceptor;
-    atomic_int in_flight;       /* requests between URI and completion callbacks */
+    struct acceptor *acceptor;  /* the listen socket and connection_limit (http/acceptor.c) */
+    atomic_int in_flight;       /* requests a shutdown waits for (see in_flight_from_head) */
     atomic_bool draining;
     /* slow-client watchdog */
     pthread_mutex_t watch_lock;
@@ -96,19 +99,19 @@ struct exchange {
     char *uri;                  /* raw URI; path and query are carved from it */
     struct problem refusal;     /* decided on the first callback, sent on the last */
     bool started;
+    bool in_flight;             /* counted in http_server.in_flight (see arrival_done) */
     struct buf body;
     uint64_t started_ns;
 };
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    struct http_server *s = cls;
     struct exchange *ex = calloc(1, sizeof *ex);
 
+    (void)cls;
     (void)conn;
     if (ex == NULL)
         return NULL;
-    atomic_fetch_add(&s->in_flight, 1);
     ex->started_ns = monotonic_ns();
     ex->uri = strdup(uri);
     return ex;
@@ -121,12 +124,38 @@ static struct watched_conn *watched_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-/* A request has fully arrived (head and body): the watchdog lets go of it. */
-static void arrival_done(struct MHD_Connection *conn)
+/* From now on the request is work in flight that a shutdown waits for (until
+ * on_completed). Called when the request has fully arrived, or earlier, once
+ * its head has (in_flight_from_head). */
+static void in_flight_begin(struct http_server *s, struct exchange *ex)
+{
+    if (!ex->in_flight) {
+        ex->in_flight = true;
+        atomic_fetch_add(&s->in_flight, 1);
+    }
+}
+
+/* Called once the head has arrived. A request is waited for from its head
+ * when it is an upload the service has accepted (a JSON-body route, caller
+ * admitted, nothing refused): a client sending a batch slowly gets it saved
+ * across a SIGTERM. Anything else counts only once it has fully arrived: a
+ * request still arriving has had no effect, its client may retry it, and
+ * waiting for it would let one half-sent header (or a stalled body nobody
+ * admitted) hold a SIGTERM for the whole drain time. */
+static void in_flight_from_head(struct http_server *s, struct exchange *ex)
+{
+    if (ex->refusal.err == ET_OK && ex->req.route != NULL && ex->req.route->json_body)
+        in_flight_begin(s, ex);
+}
+
+/* A request has fully arrived (head and body): the watchdog lets go of it,
+ * and it is in flight. */
+static void arrival_done(struct http_server *s, struct exchange *ex, struct MHD_Connection *conn)
 {
     struct watched_conn *w = watched_of(conn);
     if (w)
         atomic_store(&w->arriving_since_ns, 0);
+    in_flight_begin(s, ex);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -149,7 +178,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         s->watched = w;
         pthread_mutex_unlock(&s->watch_lock);
         *socket_context = w;
-    } else if (w != NULL) {                 /* MHD_CONNECTION_NOTIFY_CLOSED, before close(fd) */
+        return;
+    }
+    /* MHD_CONNECTION_NOTIFY_CLOSED, before close(fd): every connection came
+     * from the acceptor, so every close gives a place back. */
+    acceptor_closed(s->acceptor);
+    if (w != NULL) {
         pthread_mutex_lock(&s->watch_lock);
         if (w->prev)
             w->prev->next = w->next;
@@ -203,10 +237,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         monotonic_ns() - ex->started_ns);
     buf_free(&ex->body);
     buf_free(&ex->res.body);
+    if (ex->in_flight)
+        atomic_fetch_sub(&s->in_flight, 1);
     free(ex->uri);
     free(ex);
     *con_cls = NULL;
-    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 static const char *header(struct MHD_Connection *conn, const char *name)
@@ -353,6 +388,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!ex->started) {                                  /* step 2 */
         ex->started = true;
         exchange_begin(s, ex, conn, method);
+        in_flight_from_head(s, ex);
         if (ex->refusal.err == ET_ERR_TOO_LARGE) {
             respond_problem(&ex->res, &ex->refusal);
             return exchange_respond(s, ex, conn);
@@ -372,7 +408,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (ex->res.status != 0)                             /* already answered (413) */
         return MHD_YES;
-    arrival_done(conn);
+    arrival_done(s, ex, conn);
     if (ex->refusal.err != ET_OK) {                      /* step 4 */
         respond_problem(&ex->res, &ex->refusal);
     } else if (ex->body.failed) {
@@ -385,48 +421,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return exchange_respond(s, ex, conn);
 }
 
-/* Hands every accepted connection to MHD (see "Accepting" above) until
- * http_server_stop shuts the listen socket down. */
-static void *acceptor_main(void *arg)
+/* Each connection's MHD memory pool (request head, header index, response
+ * head). MHD zeroes the whole pool after every request (MHD_pool_reset), so a
+ * kept-alive connection holds all of it resident: measured with 10,000
+ * keep-alive connections, 32 KiB (MHD's default) 326 MB, 16 KiB 166 MB,
+ * 8 KiB 86 MB (ADR 0009). 8 KiB still takes request heads up to ~7.8 KB,
+ * as much as Apache's default (8,190 bytes a line); larger ones get 431. */
+#define CONNECTION_MEMORY_BYTES (8 * 1024)
+
+/* MHD's own connection limit, per worker, must never be reached: in 0.9.75
+ * reaching it with an added connection wedges the worker (http/acceptor.c).
+ * A worker never holds more than the acceptor lets in, so connection_limit + 1
+ * on every worker is out of reach; MHD splits its total over the workers. */
+static unsigned mhd_connection_limit(const struct config *cfg)
 {
-    struct http_server *s = arg;
-
-    for (;;) {
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof peer;
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd >= 0) {
-            (void)MHD_add_connection(s->daemon, fd, (struct sockaddr *)&peer, len);  /* closes fd if refused */
-            continue;
-        }
-        if (atomic_load(&s->draining))
-            return NULL;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);   /* let descriptors free up */
-        else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN && errno != EPROTO)
-            return NULL;
-    }
-}
-
-/* A bound, listening TCP socket for addr; -1 with errno on failure. */
-static int listen_on(const struct sockaddr_storage *addr)
-{
-    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int on = 1;
-
-    if (fd < 0)
-        return -1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        (addr->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) ||
-        bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
+    unsigned long long total = ((unsigned long long)cfg->connection_limit + 1) * (unsigned long long)cfg->threads;
+    return total > UINT_MAX ? UINT_MAX : (unsigned)total;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -446,7 +456,6 @@ struct http_server *http_server_start(struct app *app, const struct route *route
     struct sockaddr_storage addr;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
-    socklen_t addr_len = sizeof addr;
 
     if (s == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -466,16 +475,12 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         free(s);
         return NULL;
     }
-    if ((s->listen_fd = listen_on(&addr)) < 0 ||
-        getsockname(s->listen_fd, (struct sockaddr *)&addr, &addr_len) != 0) {
+    if ((s->acceptor = acceptor_listen(&addr, (unsigned)cfg->connection_limit, &s->port)) == NULL) {
         snprintf(err, err_size, "setting port: cannot listen on %s:%lld (%s)", cfg->bind, cfg->port,
                  strerror(errno));
-        if (s->listen_fd >= 0)
-            close(s->listen_fd);
         free(s);
         return NULL;
     }
-    s->port = ntohs(addr.ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port);
     pthread_mutex_init(&s->watch_lock, NULL);
     s->arrival_limit_ns = (uint64_t)cfg->connection_timeout * 1000000000u;
     s->app = app;
@@ -490,14 +495,16 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(cfg),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_BYTES,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
         MHD_OPTION_END);
-    if (s->daemon == NULL || pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
+    if (s->daemon == NULL || !acceptor_start(s->acceptor, s->daemon)) {
         snprintf(err, err_size, "cannot start the HTTP server on %s:%lld", cfg->bind, cfg->port);
+        acceptor_stop(s->acceptor);
         if (s->daemon != NULL)
             MHD_stop_daemon(s->daemon);
-        close(s->listen_fd);
+        acceptor_free(s->acceptor);
         pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return NULL;
@@ -521,15 +528,13 @@ void http_server_stop(struct http_server *s, unsigned drain_seconds)
     if (s == NULL)
         return;
     atomic_store(&s->draining, true);
-    /* Refuse new connections (shutdown wakes the blocked accept); requests
-     * already received run to completion. */
-    shutdown(s->listen_fd, SHUT_RDWR);
-    pthread_join(s->acceptor, NULL);
-    close(s->listen_fd);
+    /* Refuse new connections; requests already received run to completion. */
+    acceptor_stop(s->acceptor);
     deadline = monotonic_ns() + (uint64_t)drain_seconds * 1000000000u;
     while (atomic_load(&s->in_flight) > 0 && monotonic_ns() < deadline)
         nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
+    acceptor_free(s->acceptor);         /* only now: MHD reported every close */
     if (s->watchdog_running) {
         atomic_store(&s->watchdog_stop, true);
         pthread_join(s->watchdog, NULL);
