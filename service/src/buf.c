@@ -34,6 +34,24 @@ fail:
     return false;
 }
 
+bool buf_grow_to(struct buf *b, size_t cap)
+{
+    char *p;
+
+    if (b->failed)
+        return false;
+    if (cap <= b->cap)
+        return true;
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        b->failed = true;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
 void buf_append(struct buf *b, const void *bytes, size_t n)
 {
     if (!buf_reserve(b, n))

@@ -25,6 +25,10 @@ void buf_append(struct buf *b, const void *bytes, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Makes room for exactly cap bytes in one step (no doubling), for a caller
+ * that knows the final size and accounts for it; false (and failed) when out
+ * of memory. Never shrinks. */
+bool buf_grow_to(struct buf *b, size_t cap);
 /* Returns the bytes (NUL-terminated, caller frees) and resets b; NULL if failed. */
 char *buf_release(struct buf *b, size_t *len);
 /* Frees the bytes; safe on an empty or already released buffer. */

@@ -39,6 +39,9 @@ static const struct setting settings[] = {
                 "HTTP worker threads, each with one PostgreSQL and one Redis connection (default 16)"),
     INT_SETTING("max_body_bytes", max_body_bytes, 1024, 64LL << 20,
                 "largest request body accepted (default 1048576)"),
+    INT_SETTING("body_budget_bytes", body_budget_bytes, 1024, 1LL << 40,
+                "memory for all request bodies being received at once, at least max_body_bytes; a"
+                " request that would exceed it gets 503 (default 67108864)"),
     INT_SETTING("connection_timeout", connection_timeout, 1, 3600,
                 "seconds before an idle or stalled client connection is closed (default 30)"),
     INT_SETTING("connection_limit", connection_limit, 1, 100000,
@@ -78,6 +81,7 @@ static void config_defaults(struct config *cfg)
     strcpy(cfg->redis_url, "redis://127.0.0.1:6379/0");
     cfg->threads = 16;
     cfg->max_body_bytes = 1 << 20;
+    cfg->body_budget_bytes = 64LL << 20;
     cfg->connection_timeout = 30;
     cfg->connection_limit = 16384;
     cfg->per_ip_connection_limit = 0;
@@ -237,6 +241,10 @@ static bool config_validate(struct config *cfg, char *err, size_t err_size)
                     "setting database_url: missing (set EVENTTRACK_DATABASE_URL or --database-url)");
     if (cfg->command == CMD_MIGRATE)
         return true;
+    /* Else a body of the largest accepted size could never be received. */
+    if (cfg->body_budget_bytes < cfg->max_body_bytes)
+        return fail(err, err_size, "setting body_budget_bytes: %lld is less than max_body_bytes (%lld)",
+                    cfg->body_budget_bytes, cfg->max_body_bytes);
     if (!redis_url_parse(cfg->redis_url, &cfg->redis))
         return fail(err, err_size,
                     "setting redis_url: \"%s\" is not redis://host:port[/db] or unix:///path[?db=N]",

@@ -36,6 +36,7 @@ struct config {
     struct redis_target redis;           /* parsed from redis_url */
     long long threads;
     long long max_body_bytes;
+    long long body_budget_bytes;         /* all request bodies being received, together */
     long long connection_timeout;        /* seconds an idle or slow client may hold a connection */
     long long connection_limit;
     long long per_ip_connection_limit;

@@ -28,6 +28,7 @@ enum et_err {
     ET_ERR_TOO_LARGE,       /* body over the configured limit */
     ET_ERR_UNAVAILABLE,     /* a store cannot be reached: retry later */
     ET_ERR_INTERNAL,        /* our fault */
+    ET_ERR_NOT_IMPLEMENTED, /* the request needs a feature the server lacks (a transfer coding) */
     ET_ERR__COUNT
 };
 

@@ -22,6 +22,9 @@
  *        decode_event_new, decode_session_new, decode_registration_new,
  *        decode_analytics, each followed by its encoder or problem document
  *   'w'  the JSON writer: a string round trip and a random well-formed document
+ *   'f'  request framing (http/framing.c): "<flags>Name:value\nName:value...",
+ *        flags bit 0 = HTTP/1.0; checked against properties of a framing that
+ *        can be trusted (one length, or exactly one "chunked"), case-blind
  * The body targets get the bytes exactly as received: not NUL-terminated, and
  * ending where libFuzzer's buffer ends, so ASan sees any read past the end.
  */
@@ -38,6 +41,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "http/framing.h"
 #include "http/http.h"
 #include "http/router.h"
 #include "ids.h"
@@ -798,9 +802,149 @@ static void fuzz_writer(const uint8_t *d, size_t n)
     }
 }
 
+/* ---- request framing ----------------------------------------------------------- */
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool tchar(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+/* The value with spaces and tabs cut at both ends, and its digits without
+ * leading zeros ("" for zero); false unless it is 1*DIGIT. */
+static bool digits_of(const char *v, size_t n, const char **d, size_t *dn)
+{
+    while (n > 0 && is_ows(*v)) {
+        v++;
+        n--;
+    }
+    while (n > 0 && is_ows(v[n - 1]))
+        n--;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    while (n > 0 && *v == '0') {
+        v++;
+        n--;
+    }
+    *d = v;
+    *dn = n;
+    return true;
+}
+
+/* Splits d into "name:value" lines and feeds them to f (names upper-cased
+ * when upper); collects what an accepted framing must satisfy. */
+struct framing_facts {
+    bool names_ok, lengths_agree, any_length, any_te;
+    const char *digits;         /* the Content-Length digits, no leading zeros */
+    size_t ndigits;
+    char te[256];               /* every Transfer-Encoding value, OWS and commas removed */
+    size_t te_len;
+};
+
+static void feed_framing(struct framing *f, const uint8_t *d, size_t n, bool upper, struct framing_facts *k)
+{
+    memset(k, 0, sizeof *k);
+    k->names_ok = k->lengths_agree = true;
+    framing_init(f);
+    while (n > 0) {
+        const uint8_t *nl = memchr(d, '\n', n);
+        size_t len = nl ? (size_t)(nl - d) : n;
+        const uint8_t *colon = memchr(d, ':', len);
+        size_t name_len = colon ? (size_t)(colon - d) : len;
+        const char *value = colon ? (const char *)colon + 1 : "";
+        size_t value_len = colon ? len - name_len - 1 : 0;
+        char name[64];
+        /* Names are heap copies of exactly their bytes, so ASan sees any overread. */
+        char *heap_name = cstr(d, name_len);
+        char *heap_value = cstr((const uint8_t *)value, value_len);
+        for (size_t i = 0; upper && i < name_len; i++)
+            if (heap_name[i] >= 'a' && heap_name[i] <= 'z')
+                heap_name[i] = (char)(heap_name[i] - 'a' + 'A');
+        framing_field(f, heap_name, name_len, heap_value, value_len);
+
+        snprintf(name, sizeof name, "%.*s", (int)(name_len < 63 ? name_len : 63), heap_name);
+        for (size_t i = 0; i < name_len; i++)
+            k->names_ok = k->names_ok && tchar((unsigned char)heap_name[i]);
+        k->names_ok = k->names_ok && name_len > 0;
+        if (name_len == 14 && strcasecmp(name, "Content-Length") == 0) {
+            const char *dg;
+            size_t dn;
+            if (!digits_of(heap_value, value_len, &dg, &dn))
+                k->lengths_agree = false;
+            else if (k->any_length && (dn != k->ndigits || memcmp(dg, k->digits, dn) != 0))
+                k->lengths_agree = false;
+            else {
+                k->digits = value + (dg - heap_value);   /* stays valid: points into d */
+                k->ndigits = dn;
+            }
+            k->any_length = true;
+        } else if (name_len == 17 && strcasecmp(name, "Transfer-Encoding") == 0) {
+            k->any_te = true;
+            for (size_t i = 0; i < value_len && k->te_len < sizeof k->te - 1; i++)
+                if (!is_ows(heap_value[i]) && heap_value[i] != ',')
+                    k->te[k->te_len++] = (char)(heap_value[i] | 0x20);
+        }
+        free(heap_name);
+        free(heap_value);
+        if (!nl)
+            break;
+        n -= len + 1;
+        d = nl + 1;
+    }
+}
+
+static void fuzz_framing(const uint8_t *d, size_t n)
+{
+    struct framing f, g;
+    struct framing_facts k, kg;
+    struct problem p;
+    const char *why = NULL, *why_g = NULL;
+    bool http_1_0;
+
+    if (n == 0)
+        return;
+    http_1_0 = d[0] & 1;
+    feed_framing(&f, d + 1, n - 1, false, &k);
+    enum framing_verdict v = framing_verdict(&f, http_1_0, &why);
+    ORACLE(why != NULL && (v == FRAMING_OK) == (why[0] == '\0'), "verdict %d without a reason", (int)v);
+    /* Header names are case-insensitive: the verdict is too. */
+    feed_framing(&g, d + 1, n - 1, true, &kg);
+    ORACLE(framing_verdict(&g, http_1_0, &why_g) == v, "the verdict depends on the case of a name");
+    memset(&p, 0, sizeof p);
+    ORACLE(framing_check(&f, http_1_0, &p) == (v == FRAMING_OK), "framing_check disagrees");
+    if (v != FRAMING_OK) {
+        check_refusal(&p);
+        ORACLE(http_status_of(p.err) == (v == FRAMING_BAD ? 400 : 501), "status %d", http_status_of(p.err));
+        return;
+    }
+    /* Accepted: there is exactly one way to find the end of the body. */
+    ORACLE(k.names_ok, "a name that is not a token was accepted");
+    ORACLE(!(k.any_length && k.any_te), "Content-Length with Transfer-Encoding was accepted");
+    ORACLE(!k.any_te || !http_1_0, "Transfer-Encoding in HTTP/1.0 was accepted");
+    ORACLE(!k.any_te || (k.te_len == 7 && memcmp(k.te, "chunked", 7) == 0),
+           "Transfer-Encoding other than one chunked was accepted: %.*s", (int)k.te_len, k.te);
+    ORACLE(k.lengths_agree, "differing or malformed Content-Lengths were accepted");
+    ORACLE(f.has_length == k.any_length, "has_length");
+    if (k.any_length && k.ndigits <= 18) {
+        unsigned long long want = 0;
+        for (size_t i = 0; i < k.ndigits; i++)
+            want = want * 10 + (unsigned)(k.digits[i] - '0');
+        ORACLE(f.length == want, "length %llu, want %llu", (unsigned long long)f.length, want);
+    }
+    ORACLE(!k.any_length || k.ndigits < 21 || f.length == UINT64_MAX, "an overflowing length is not saturated");
+    ORACLE(framing_has_body(&f) == (k.any_te || (k.any_length && k.ndigits > 0)), "has_body");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char targets[] = "rmqbhjltoesgaw";
+    static const char targets[] = "rmqbhjltoesgawf";
     const uint8_t *d = data + 1;
     const char *body = (const char *)data + 1;
     size_t n;
@@ -826,6 +970,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 'g': fuzz_registration(body, n); break;
     case 'a': fuzz_analytics(body, n); break;
     case 'w': fuzz_writer(d, n); break;
+    case 'f': fuzz_framing(d, n); break;
     }
     return 0;
 }

@@ -313,6 +313,18 @@ ParameterizedTest(struct int_flag_case *c, config, integer_flags)
         assert_fails(ok, c->want);
 }
 
+/* Else no body of the largest accepted size could ever be received. */
+Test(config, body_budget_must_hold_the_largest_body)
+{
+    cr_assert(LOAD("--database-url", "x"), "%s", err);
+    cr_assert_eq(cfg.body_budget_bytes, 64LL << 20, "default");
+    cr_assert(LOAD("--database-url", "x", "--max-body-bytes", "4096", "--body-budget-bytes", "4096"), "%s", err);
+    assert_fails(LOAD("--database-url", "x", "--max-body-bytes", "4096", "--body-budget-bytes", "4095"),
+                 "setting body_budget_bytes: 4095 is less than max_body_bytes (4096)");
+    assert_fails(LOAD("--database-url", "x", "--max-body-bytes", "67108864", "--body-budget-bytes", "67108863"),
+                 "setting body_budget_bytes: 67108863 is less than max_body_bytes (67108864)");
+}
+
 Test(config, flag_values_with_equals)
 {
     cr_assert(LOAD("--database-url=host=db dbname=et", "--port=0", "--redis_url=unix:///r.sock?db=4"),

@@ -74,6 +74,7 @@ ParameterizedTestParameters(problem, every_error)
         {ET_ERR_TOO_LARGE, 413, "payload-too-large", "Payload too large", 0},
         {ET_ERR_UNAVAILABLE, 503, "store-unavailable", "Service unavailable", 1},
         {ET_ERR_INTERNAL, 500, "internal-error", "Internal server error", 0},
+        {ET_ERR_NOT_IMPLEMENTED, 501, "unsupported-transfer-coding", "Not implemented", 0},
     };
     return cr_make_param_array(struct err_case, cases, sizeof cases / sizeof cases[0]);
 }

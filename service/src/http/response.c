@@ -35,6 +35,7 @@ static const struct {
     [ET_ERR_TOO_LARGE]   = {413, "payload-too-large", "Payload too large", 0},
     [ET_ERR_UNAVAILABLE] = {503, "store-unavailable", "Service unavailable", 1},
     [ET_ERR_INTERNAL]    = {500, "internal-error", "Internal server error", 0},
+    [ET_ERR_NOT_IMPLEMENTED] = {501, "unsupported-transfer-coding", "Not implemented", 0},
 };
 
 /* Titles of the refined problem types: a title names the type, not the status. */
@@ -49,6 +50,8 @@ static const struct {
     {"idempotency-key-in-progress", "Request with this key in progress"},
     {"invalid-query", "Invalid query parameter"},
     {"invalid-token", "Invalid credentials"},
+    {"invalid-framing", "Invalid message framing"},
+    {"server-busy", "Server busy"},
 };
 
 static const char *problem_title(enum et_err err, const char *slug)

@@ -4,20 +4,25 @@
  * Request lifecycle (one `struct exchange` per request):
  *   1. URI log callback: MHD hands us the raw URI before anything else; we
  *      allocate the exchange there, so it exists for every request.
- *   2. First access callback: route the request, admit the caller (401, 403,
- *      429: see routes/admission.c) and decide every cheap refusal (404,
- *      405, 415, 413) before reading a byte of body, but do NOT
- *      queue a response: queueing on the first callback makes MHD close the
- *      keep-alive connection (measured: 7k vs 50k requests/s). The one
- *      exception is a declared Content-Length over the limit: we answer 413 at
- *      once and MHD closes the connection, which is what we want then.
- *   3. Middle callbacks: append the body up to the limit (or discard it when
- *      the request is already refused).
+ *   2. First access callback: check the framing (http/framing.c: 400/501 for
+ *      a body whose end is ambiguous), route the request, admit the caller
+ *      (401, 403, 429: see routes/admission.c) and decide every cheap refusal
+ *      (404, 405, 415, 413, and 503 when the body budget is spent) before
+ *      reading a byte of body, but do NOT queue a response for a request
+ *      without a body: queueing on the first callback makes MHD close the
+ *      keep-alive connection (measured: 7k vs 50k requests/s). A refusal of a
+ *      request that announces a body, or whose framing is in doubt, is the
+ *      exception: it is answered at once with "Connection: close" (no 100
+ *      Continue, no byte of the body read), and the lingering close
+ *      (http/linger.c) drains what the client still sends so it can read it.
+ *   3. Middle callbacks: append the body within its reservation of the body
+ *      budget (http/body.c), or discard it once the request is refused.
  *   4. Last callback: run the handler and queue its response, whose body
  *      buffer MHD takes over without a copy.
- *   5. Completion callback: record metrics, free the exchange. Everything a
- *      request allocated is released here, once. (MHD calls it for every
- *      request whose URI callback ran, so no exchange can leak.)
+ *   5. Completion callback: record metrics, free the exchange and give its
+ *      body reservation back. Everything a request allocated is released
+ *      here, once. (MHD calls it for every request whose URI callback ran,
+ *      so no exchange can leak.)
  *
  * Slow clients. MHD's connection timeout only measures inactivity, so a
  * client trickling one byte a second would hold a connection forever
@@ -64,14 +69,27 @@
 
 #include "clock.h"
 #include "http/acceptor.h"
+#include "http/body.h"
+#include "http/framing.h"
+#include "http/linger.h"
 #include "http/router.h"
 #include "metrics.h"
+
+/* Lingering close (http/linger.c, ADR 0012): a refused body is read and
+ * thrown away for at most this long and this much, on at most this many
+ * sockets at once, so that a client still sending it can read the refusal.
+ * nginx lingers up to 30 s; 5 s moves 16 MiB even at 30 Mbit/s, and 16 MiB is
+ * 16 bodies of the default max_body_bytes. */
+#define LINGER_MAX_MS 5000u
+#define LINGER_MAX_BYTES ((size_t)16 << 20)
+#define LINGER_MAX_SOCKETS 1024u
 
 /* One open connection, as the slow-client watchdog sees it. */
 struct watched_conn {
     struct watched_conn *prev, *next;
     int fd;
     atomic_ullong arriving_since_ns;    /* a request is arriving since; 0: none */
+    bool linger;                        /* answered before its body: drain it at close */
 };
 
 struct http_server {
@@ -91,6 +109,9 @@ struct http_server {
     bool watchdog_running;
     atomic_bool watchdog_stop;
     uint64_t arrival_limit_ns;
+    /* request bodies (docs/adr/0012-request-framing-and-body-memory.md) */
+    struct body_budget budget;
+    struct linger_pool *linger;
 };
 
 struct exchange {
@@ -99,8 +120,12 @@ struct exchange {
     char *uri;                  /* raw URI; path and query are carved from it */
     struct problem refusal;     /* decided on the first callback, sent on the last */
     bool started;
-    bool in_flight;             /* counted in http_server.in_flight (see arrival_done) */
-    struct buf body;
+    bool in_flight;             /* counted in http_server.in_flight (see in_flight_from_head) */
+    bool close;                 /* answer with "Connection: close" */
+    bool framing_refused;       /* the body's end is in doubt: answer at once, close */
+    struct framing framing;     /* what the headers say about the body */
+    struct body_intake body;    /* holds part of s->budget until completion */
+    size_t discarded;           /* bytes of a refused body read and thrown away */
     uint64_t started_ns;
 };
 
@@ -192,6 +217,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (w->next)
             w->next->prev = w->prev;
         pthread_mutex_unlock(&s->watch_lock);
+        if (w->linger)                      /* still open: MHD closes it after this call */
+            linger_adopt(s->linger, w->fd);
         free(w);
         *socket_context = NULL;
     }
@@ -235,7 +262,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ex->res.status)
         metrics_observe(s->app->metrics, ex->req.route, ex->res.status,
                         monotonic_ns() - ex->started_ns);
-    buf_free(&ex->body);
+    body_intake_free(&ex->body, &s->budget);
     buf_free(&ex->res.body);
     if (ex->in_flight)
         atomic_fetch_sub(&s->in_flight, 1);
@@ -249,14 +276,32 @@ static const char *header(struct MHD_Connection *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
+static enum MHD_Result framing_field_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    framing_field(cls, key, key_size, value ? value : "", value ? value_size : 0);
+    return MHD_YES;
+}
+
+/* Request smuggling: every header field, not only the first of each name
+ * (all MHD looks at), must agree on where the body ends (http/framing.c). */
+static bool framing_acceptable(struct exchange *ex, struct MHD_Connection *conn, const char *version)
+{
+    framing_init(&ex->framing);
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, framing_field_cb, &ex->framing);
+    ex->framing_refused = !framing_check(&ex->framing, version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0,
+                                         &ex->refusal);
+    return !ex->framing_refused;
+}
+
 /* Step 2: everything that can be decided from the request line and headers. */
 static void exchange_begin(struct http_server *s, struct exchange *ex,
-                           struct MHD_Connection *conn, const char *method)
+                           struct MHD_Connection *conn, const char *method, const char *version)
 {
     struct request *req = &ex->req;
     char *q = strchr(ex->uri, '?');
     unsigned allowed = 0;
-    const char *length;
 
     req->app = s->app;
     req->method = http_method_parse(method);
@@ -264,6 +309,8 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
     if (q)
         *q = '\0';
     req->path = ex->uri;
+    if (!framing_acceptable(ex, conn, version))
+        return;
     if (router_match(s->routes, s->nroutes, req->method, ex->uri, req, &allowed) == NULL) {
         if (allowed) {
             http_allow_header(allowed, ex->res.allow, sizeof ex->res.allow);
@@ -280,17 +327,12 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
     if (req->route->access != ACCESS_PUBLIC &&
         s->admit(req, header(conn, MHD_HTTP_HEADER_AUTHORIZATION), &ex->refusal) != ET_OK)
         return;
-    if (!req->route->json_body)
-        return;
-    if (!content_type_is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+    if (req->route->json_body && !content_type_is_json(header(conn, MHD_HTTP_HEADER_CONTENT_TYPE))) {
         problem_set(&ex->refusal, ET_ERR_MEDIA_TYPE, NULL,
                     "send the body as application/json (UTF-8)");
         return;
     }
-    length = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length && strtoull(length, NULL, 10) > (unsigned long long)s->app->cfg->max_body_bytes)
-        problem_set(&ex->refusal, ET_ERR_TOO_LARGE, NULL, "the body is larger than %lld bytes",
-                    s->app->cfg->max_body_bytes);
+    body_admit(&ex->body, &s->budget, &ex->framing, (size_t)s->app->cfg->max_body_bytes, &ex->refusal);
 }
 
 /* Does an If-None-Match header name this ETag (or "*")? RFC 9110 13.1.2. */
@@ -361,7 +403,7 @@ static enum MHD_Result exchange_respond(const struct http_server *s, struct exch
         MHD_add_response_header(mr, "Content-Security-Policy", res->content_security_policy);
     /* Never let a browser guess a type other than the one we send. */
     MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-    if (atomic_load(&s->draining))
+    if (atomic_load(&s->draining) || ex->close)
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
     if (res->retry_after > 0) {
         char seconds[16];
@@ -373,6 +415,25 @@ static enum MHD_Result exchange_respond(const struct http_server *s, struct exch
     return ok;
 }
 
+/* A refusal decided on the headers of a request that announces a body, or
+ * whose framing is in doubt, is answered now: no "100 Continue", not a byte of
+ * the body read or buffered. MHD then closes the connection (a response queued
+ * on the first callback sets discard_request in 0.9.75), and the lingering
+ * close reads what the client still sends so that it can read this answer.
+ * A refusal without a body keeps the connection (step 4 answers it). */
+static enum MHD_Result answer_at_once(struct http_server *s, struct exchange *ex,
+                                      struct MHD_Connection *conn)
+{
+    struct watched_conn *w = watched_of(conn);
+
+    ex->close = true;
+    if (w)
+        w->linger = true;
+    arrival_done(s, ex, conn);
+    respond_problem(&ex->res, &ex->refusal);
+    return exchange_respond(s, ex, conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -380,42 +441,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct http_server *s = cls;
     struct exchange *ex = *con_cls;
+    size_t n;
 
     (void)url;
-    (void)version;
     if (ex == NULL || ex->uri == NULL)
         return MHD_NO;                                   /* out of memory: drop */
     if (!ex->started) {                                  /* step 2 */
         ex->started = true;
-        exchange_begin(s, ex, conn, method);
+        exchange_begin(s, ex, conn, method, version);
+        if (ex->refusal.err != ET_OK && (ex->framing_refused || framing_has_body(&ex->framing)))
+            return answer_at_once(s, ex, conn);
         in_flight_from_head(s, ex);
-        if (ex->refusal.err == ET_ERR_TOO_LARGE) {
-            respond_problem(&ex->res, &ex->refusal);
-            return exchange_respond(s, ex, conn);
-        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {                         /* step 3 */
-        if (ex->refusal.err == ET_OK) {
-            if (ex->body.len + *upload_data_size > (size_t)s->app->cfg->max_body_bytes)
-                problem_set(&ex->refusal, ET_ERR_TOO_LARGE, NULL,
-                            "the body is larger than %lld bytes", s->app->cfg->max_body_bytes);
-            else
-                buf_append(&ex->body, upload_data, *upload_data_size);
-        }
+        n = *upload_data_size;
         *upload_data_size = 0;
-        return MHD_YES;
+        if (ex->refusal.err == ET_OK)
+            body_receive(&ex->body, &s->budget, upload_data, n, (size_t)s->app->cfg->max_body_bytes,
+                         &ex->refusal);
+        else                /* the rest of a refused chunked body: thrown away, up to a bound */
+            ex->discarded += n;
+        return ex->discarded > LINGER_MAX_BYTES ? MHD_NO : MHD_YES;
     }
-    if (ex->res.status != 0)                             /* already answered (413) */
+    if (ex->res.status != 0)                             /* already answered */
         return MHD_YES;
     arrival_done(s, ex, conn);
     if (ex->refusal.err != ET_OK) {                      /* step 4 */
         respond_problem(&ex->res, &ex->refusal);
-    } else if (ex->body.failed) {
-        respond_error(&ex->res, ET_ERR_INTERNAL, NULL, "out of memory reading the body");
     } else {
-        ex->req.body = ex->body.data;
-        ex->req.body_len = ex->body.len;
+        ex->req.body = ex->body.buf.data;
+        ex->req.body_len = ex->body.buf.len;
         ex->req.route->handler(&ex->req, &ex->res);
     }
     return exchange_respond(s, ex, conn);
@@ -487,6 +543,8 @@ struct http_server *http_server_start(struct app *app, const struct route *route
     s->routes = routes;
     s->nroutes = nroutes;
     s->admit = admit;
+    body_budget_init(&s->budget, (size_t)cfg->body_budget_bytes);
+    s->linger = linger_start(LINGER_MAX_SOCKETS, LINGER_MAX_BYTES, LINGER_MAX_MS);
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,       /* first, so it sees every message */
@@ -504,6 +562,7 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         acceptor_stop(s->acceptor);
         if (s->daemon != NULL)
             MHD_stop_daemon(s->daemon);
+        linger_stop(s->linger);
         acceptor_free(s->acceptor);
         pthread_mutex_destroy(&s->watch_lock);
         free(s);
@@ -534,6 +593,7 @@ void http_server_stop(struct http_server *s, unsigned drain_seconds)
     while (atomic_load(&s->in_flight) > 0 && monotonic_ns() < deadline)
         nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
+    linger_stop(s->linger);             /* after MHD: it may hand over sockets until then */
     acceptor_free(s->acceptor);         /* only now: MHD reported every close */
     if (s->watchdog_running) {
         atomic_store(&s->watchdog_stop, true);
