@@ -1113,3 +1113,19 @@ ParameterizedTest(struct storable_case *c, json_number, storable)
     cr_assert_eq(json_number_storable(c->literal), c->ok, "json_number_storable(%s) should be %d", c->literal,
                  c->ok);
 }
+
+/* A long repeated name is quoted cut at a character boundary, so the problem
+ * detail stays valid UTF-8 (é is 2 bytes: byte 64 falls inside one). */
+Test(json_parse, repeated_long_name_is_quoted_as_utf8)
+{
+    char name[200] = "x", body[512];
+    struct problem p;
+    cJSON *root;
+
+    for (int i = 0; i < 40; i++)
+        strcat(name, "\xc3\xa9");
+    snprintf(body, sizeof body, "{\"%s\":1,\"%s\":2}", name, name);
+    cr_assert_eq(parse_str(body, &root, &p), ET_ERR_MALFORMED);
+    cr_assert(utf8_valid(p.detail, strlen(p.detail)), "detail is not UTF-8: %s", p.detail);
+    cr_assert_not_null(strstr(p.detail, "...\" twice"), "%s", p.detail);
+}

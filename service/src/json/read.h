@@ -5,8 +5,10 @@
  * cJSON would accept too kindly before cJSON sees the bytes: invalid UTF-8,
  * raw NUL bytes and \u0000 escapes (which would silently cut C strings),
  * and nesting deeper than the limit (cJSON's own limit is 1000 frames of
- * recursion). Field readers record every problem in a struct problem and
- * return false, so a decoder reports all bad fields at once.
+ * recursion); and after: an object naming a member twice, a number RFC 8259
+ * forbids (json_text_bind, below). Field readers record every problem in a
+ * struct problem and return false, so a decoder reports all bad fields at
+ * once; numbers they read from the literal, never from the double.
  */
 #ifndef ET_JSON_READ_H
 #define ET_JSON_READ_H

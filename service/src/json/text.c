@@ -33,6 +33,8 @@
 #define PG_WEIGHT_MAX 32767
 #define PG_DEC_DIGITS 4
 
+#define NAME_SHOWN 64            /* bytes of a repeated name quoted in the detail */
+
 static size_t skip_ws(const char *s, size_t len, size_t i)
 {
     while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
@@ -194,10 +196,20 @@ static enum et_err check_names(struct walk *w, const cJSON *obj)
     for (const cJSON *c = obj->child; c; c = c->next)
         w->names[n++] = c->string;
     qsort(w->names, n, sizeof *w->names, name_cmp);
-    for (size_t k = 1; k < n; k++)
-        if (strcmp(w->names[k - 1], w->names[k]) == 0)
+    for (size_t k = 1; k < n; k++) {
+        if (strcmp(w->names[k - 1], w->names[k]) == 0) {
+            /* A long name is cut at a character boundary: the detail stays UTF-8. */
+            const char *name = w->names[k];
+            size_t cut = strlen(name);
+            if (cut > NAME_SHOWN) {
+                for (cut = NAME_SHOWN; ((unsigned char)name[cut] & 0xc0) == 0x80; cut--)
+                    ;
+            }
             return problem_set(w->p, ET_ERR_MALFORMED, "malformed-json",
-                               "an object names the member \"%.64s\" twice", w->names[k]);
+                               "an object names the member \"%.*s%s\" twice", (int)cut, name,
+                               name[cut] ? "..." : "");
+        }
+    }
     return ET_OK;
 }
 
