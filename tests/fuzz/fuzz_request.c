@@ -128,6 +128,22 @@ static bool same_tree(const cJSON *a, const cJSON *b)
     return x == NULL && y == NULL;
 }
 
+/* Values equal exactly: numbers by their literal, keys of members (not of
+ * the two roots) included, in order. */
+static bool same_exact(const cJSON *a, const cJSON *b)
+{
+    const cJSON *x, *y;
+
+    if (a == NULL || b == NULL || (a->type & 0xff) != (b->type & 0xff))
+        return false;
+    if (cJSON_IsNumber(a) || cJSON_IsString(a))
+        return a->valuestring && b->valuestring && strcmp(a->valuestring, b->valuestring) == 0;
+    for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
+        if (strcmp(x->string ? x->string : "", y->string ? y->string : "") != 0 || !same_exact(x, y))
+            return false;
+    return x == NULL && y == NULL;
+}
+
 static int tree_depth(const cJSON *j)
 {
     int deepest = 0;
@@ -141,6 +157,116 @@ static int tree_depth(const cJSON *j)
             deepest = d;
     }
     return deepest + 1;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ORACLE (issue #11, point 3): an accepted tree names no member twice at any
+ * level, and every number keeps its literal: strict RFC 8259 text that reads
+ * back as the very double cJSON computed. */
+static void check_names_and_numbers(const cJSON *j)
+{
+    size_t n = 0, k = 0;
+    const char **names;
+
+    if (cJSON_IsNumber(j)) {
+        ORACLE(j->valuestring != NULL, "a number without its literal");
+        ORACLE(json_number_strict(j->valuestring, strlen(j->valuestring)), "literal %s", j->valuestring);
+        ORACLE(strtod(j->valuestring, NULL) == j->valuedouble || isnan(j->valuedouble),
+               "literal %s is not the double %.17g", j->valuestring, j->valuedouble);
+        return;
+    }
+    for (const cJSON *c = j->child; c; c = c->next) {
+        check_names_and_numbers(c);
+        n++;
+    }
+    if (!cJSON_IsObject(j) || n < 2)
+        return;
+    names = malloc(n * sizeof *names);
+    if (names == NULL)
+        abort();
+    for (const cJSON *c = j->child; c; c = c->next)
+        names[k++] = c->string;
+    qsort(names, n, sizeof *names, name_cmp);
+    for (k = 1; k < n; k++)
+        ORACLE(strcmp(names[k - 1], names[k]) != 0, "member \"%s\" accepted twice", names[k]);
+    free(names);
+}
+
+/* ORACLE: every number under j fits jsonb (a stored payload). */
+static bool all_storable(const cJSON *j)
+{
+    if (cJSON_IsNumber(j))
+        return json_number_storable(j->valuestring);
+    for (const cJSON *c = j->child; c; c = c->next)
+        if (!all_storable(c))
+            return false;
+    return true;
+}
+
+/* Howard Hinnant's days_from_civil and civil_from_days: a calendar written
+ * apart from read.c's, so the two can disagree. */
+static long days_from_civil(long y, long m, long d)
+{
+    long era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(long z, long *y, long *m, long *d)
+{
+    long era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* ORACLE: an accepted date is on the calendar (Feb 30 would come back as
+ * Mar 2) and in years 0001 to 9999. */
+static void check_calendar(const char *ts)
+{
+    long y, m, d, y2, m2, d2;
+
+    if (ts[0] == '\0')
+        return;
+    y = atol(ts);
+    m = atol(ts + 5);
+    d = atol(ts + 8);
+    civil_from_days(days_from_civil(y, m, d), &y2, &m2, &d2);
+    ORACLE(y >= 1 && y <= 9999, "year of %s", ts);
+    ORACLE(y2 == y && m2 == m && d2 == d, "%s is not a calendar date", ts);
+}
+
+/* The text of member `key` as written (a string's value, a number's literal,
+ * which check_names_and_numbers holds faithful); NULL otherwise. Caller frees. */
+static char *member_literal(const char *body, size_t len, const char *key)
+{
+    struct problem p = {0};
+    cJSON *root = NULL, *v;
+    char *lit = NULL;
+
+    if (json_parse(body, len, &root, &p) != ET_OK)
+        return NULL;
+    v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if ((cJSON_IsString(v) || cJSON_IsNumber(v)) && v->valuestring)
+        lit = strdup(v->valuestring);
+    cJSON_Delete(root);
+    return lit;
 }
 
 /* ORACLE: what the service sends is one JSON document of valid UTF-8. */
@@ -444,6 +570,7 @@ static void fuzz_json(const char *body, size_t len)
     ORACLE(!has_nul(body, len) && utf8_valid(body, len), "accepted invalid UTF-8 or a NUL");
     ORACLE(tree_depth(root) <= (int)json_limits()->max_depth, "depth %d over the limit %u",
            tree_depth(root), json_limits()->max_depth);
+    check_names_and_numbers(root);
     /* What cJSON prints of an accepted tree (analytics payloads are stored
      * that way) must be accepted again. */
     again = cJSON_PrintUnformatted(root);
@@ -505,6 +632,12 @@ static void fuzz_top_up(const char *body, size_t len)
         return;
     }
     ORACLE(t.amount >= 1 && t.amount <= CREDITS_MAX, "amount %lld", t.amount);
+    {   /* exact: the literal sent is the integer credited, digit for digit */
+        char *lit = member_literal(body, len, "amount"), want[32];
+        snprintf(want, sizeof want, "%lld", t.amount);
+        ORACLE(lit && strcmp(lit, want) == 0, "amount %s credited as %lld", lit ? lit : "?", t.amount);
+        free(lit);
+    }
     check_text(t.reason, sizeof t.reason, "top_up.reason");
     /* A top-up answers with the balance. */
     encode_balance(writer(&out, &w), "org_1", t.amount);
@@ -530,6 +663,7 @@ static void fuzz_event(const char *body, size_t len)
     check_id(e.organization_id, true, "event.organization_id");
     check_text(e.name, sizeof e.name, "event.name");
     ORACLE(e.starts_at[0] == '\0' || rfc3339_valid(e.starts_at), "starts_at %s", e.starts_at);
+    check_calendar(e.starts_at);
     memcpy(e.created_at, created_at, sizeof created_at);
     encode_event(writer(&out, &w), &e);
     doc = check_output(&out, "event");
@@ -599,6 +733,15 @@ static void fuzz_registration(const char *body, size_t len)
            "ticket_type \"%s\"", r.ticket_type);
     ORACLE(money_canonical(r.price_paid), "price_paid \"%s\" is not NUMERIC(10,2) text",
            r.price_paid);
+    {   /* exact: no sign, no exponent, and the same decimal value as sent */
+        char *lit = member_literal(body, len, "price_paid");
+        const char *dot = lit ? strchr(lit, '.') : NULL;
+        ORACLE(lit && !strpbrk(lit, "-+eE") && (!dot || strlen(dot + 1) <= 2), "price %s accepted",
+               lit ? lit : "?");
+        ORACLE(llround(strtod(lit, NULL) * 100) == llround(strtod(r.price_paid, NULL) * 100),
+               "price %s stored as %s", lit, r.price_paid);
+        free(lit);
+    }
     id_generate(r.id, "reg");
     memcpy(r.registered_at, created_at, sizeof created_at);
     r.credits_remaining = 41;
@@ -654,6 +797,7 @@ static void fuzz_analytics(const char *body, size_t len)
         check_id(ev->speaker_id, false, "analytics.payload.speaker_id");
         ORACLE(event_type_valid(ev->event_type), "event_type \"%s\"", ev->event_type);
         ORACLE(ev->occurred_at[0] == '\0' || rfc3339_valid(ev->occurred_at), "occurred_at");
+        check_calendar(ev->occurred_at);
         /* The payload goes to a JSONB column: one object, as strict as a body. */
         {
             struct problem pp = {0};
@@ -662,6 +806,17 @@ static void fuzz_analytics(const char *body, size_t len)
             ORACLE(json_parse(ev->payload, strlen(ev->payload), &payload, &pp) == ET_OK,
                    "stored payload refused (%s): %s", pp.detail, ev->payload);
             ORACLE(cJSON_IsObject(payload), "payload is not an object: %s", ev->payload);
+            ORACLE(all_storable(payload), "stored payload holds a number jsonb refuses: %s", ev->payload);
+            /* What is stored is what was validated: the member cJSON returns. */
+            {
+                struct problem bp = {0};
+                cJSON *root = NULL, *env;
+                ORACLE(json_parse(body, len, &root, &bp) == ET_OK, "body refused on a second parse");
+                env = is_batch ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "batch"), (int)i) : root;
+                ORACLE(same_exact(cJSON_GetObjectItemCaseSensitive(env, "payload"), payload),
+                       "stored payload %s is not the validated member", ev->payload);
+                cJSON_Delete(root);
+            }
             cJSON_Delete(payload);
         }
         /* A session_view's speaker is what the leaderboards will show. */

@@ -260,3 +260,157 @@ Test(analytics, payload_numbers_are_stored_exactly)
     EXPECT_JSON(r, 200);
     http_resp_free(r);
 }
+
+/* Issue #11, point 4: one batch with envelopes PostgreSQL would refuse
+ * (impossible dates, numbers beyond jsonb's numeric, a non-object payload).
+ * Each bad one is rejected by itself with a readable reason and no database
+ * text; the good ones of the same batch are stored and counted. */
+Test(analytics, batch_rejects_only_its_unstorable_envelopes)
+{
+    char *org = make_org(0);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    char *user = it_id("att");
+    char *pre = it_id("ev_mix");
+    /* Good envelopes sit at the edges of what is accepted, so acceptance is
+     * proven against the real database, not only against the validator. */
+    static const struct {
+        const char *fields;   /* {SES}: the session */
+        bool good;
+    } items[] = {
+        {"\"occurred_at\":\"2024-02-29T23:59:60+15:59\",\"payload\":{\"session_id\":\"{SES}\",\"x\":1e-16383}", true},
+        {"\"occurred_at\":\"2026-02-30T00:00:00Z\",\"payload\":{\"session_id\":\"{SES}\"}", false},
+        {"\"occurred_at\":\"0001-01-01T00:00:00Z\",\"payload\":{\"session_id\":\"{SES}\",\"x\":1e131071}", true},
+        {"\"occurred_at\":\"0000-01-01T00:00:00Z\",\"payload\":{\"session_id\":\"{SES}\"}", false},
+        {"\"occurred_at\":\"9999-12-31T23:59:59.999999999-15:59\","
+         "\"payload\":{\"session_id\":\"{SES}\",\"x\":0.1e131072}", true},
+        {"\"payload\":{\"session_id\":\"{SES}\",\"x\":1e-70000}", false},
+        {"\"payload\":{\"session_id\":\"{SES}\",\"x\":[1e1000000]}", false},
+        {"\"payload\":[\"{SES}\"]", false},
+        {"\"occurred_at\":\"2026-06-01T10:00:00+16:00\",\"payload\":{\"session_id\":\"{SES}\"}", false},
+        {"\"occurred_at\":\"2025-02-29T10:00:00Z\",\"payload\":{\"session_id\":\"{SES}\"}", false},
+    };
+    const size_t n = sizeof items / sizeof items[0];
+    long long ngood = 0;
+    char *body = it_strdup("{\"batch\":[");
+
+    for (size_t i = 0; i < n; i++) {
+        const char *tpl = items[i].fields, *at = strstr(tpl, "{SES}");
+        char *next = fmt("%s%s{\"event_id\":\"%s_%zu\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+                         "%.*s%s%s}",
+                         body, i ? "," : "", pre, i, user, (int)(at - tpl), tpl, ses, at + 5);
+        free(body);
+        body = next;
+        ngood += items[i].good;
+    }
+    char *closed = fmt("%s]}", body);
+
+    struct http_resp *r = http_post_json("/v1/analytics/events", closed);
+    EXPECT_JSON(r, 200);
+    cJSON *j = resp_json(r);
+    EXPECT_INT(j, "accepted", ngood);
+    EXPECT_INT(j, "duplicates", 0);
+    EXPECT_INT(j, "rejected", (long long)n - ngood);
+    for (size_t i = 0; i < n; i++) {
+        bool is_good = items[i].good;
+        char *id = fmt("%s_%zu", pre, i);
+        char *path = fmt("results.%zu.", i);
+        EXPECT_STR(j, fmt("%sevent_id", path), id);
+        EXPECT_STR(j, fmt("%sstatus", path), is_good ? "created" : "rejected");
+        cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(id)),
+                     is_good ? 1 : 0, "item %zu: stored %s", i, is_good ? "no row" : "a row");
+        if (!is_good) {
+            const char *detail = jstr(j, fmt("%serror.detail", path));
+            EXPECT_INT(j, fmt("%serror.status", path), 422);
+            EXPECT_STR(j, fmt("%serror.type", path), "/problems/validation-failed");
+            cr_assert(detail && (strncmp(detail, "occurred_at: ", 13) == 0 || strncmp(detail, "payload: ", 9) == 0),
+                      "item %zu: detail names no field: %s", i, detail ? detail : "(none)");
+            cr_assert(!strstr(detail, "overflow") && !strstr(detail, "out of range") && !strstr(detail, "SQL") &&
+                          !strstr(detail, "jsonb") && !strstr(detail, "ERROR"),
+                      "item %zu: database text in the detail: %s", i, detail);
+        }
+    }
+    /* The good ones counted once each, exactly as stored. */
+    const struct board_entry want[] = {{spk, (long long)ngood, 1}};
+    EXPECT_BOARD(evt, "", want, 1);
+    cr_assert_eq(redis_applied_count(evt), (long long)ngood);
+    char *first = fmt("%s_0", pre), *last_good = fmt("%s_4", pre);
+    cr_assert_str_eq(pg_text("SELECT payload->>'x' FROM analytics_events WHERE event_id = $1", PG_PARAMS(first)),
+                     pg_text("SELECT (1e-16383::numeric)::text", NULL));
+    cr_assert_str_eq(pg_text("SELECT occurred_at = '2024-02-29T08:01:00Z' FROM analytics_events "
+                             "WHERE event_id = $1",
+                             PG_PARAMS(first)),
+                     "t");
+    cr_assert_str_eq(pg_text("SELECT occurred_at = '10000-01-01T15:59:00Z' FROM analytics_events "
+                             "WHERE event_id = $1",
+                             PG_PARAMS(last_good)),
+                     "t");
+}
+
+/* Issue #11, point 4: a single envelope with the same faults answers 422,
+ * in our words, and stores nothing. */
+Test(analytics, single_unstorable_envelope_is_422_without_database_text)
+{
+    static const char *const fields[] = {
+        "\"occurred_at\":\"2026-02-30T00:00:00Z\",\"payload\":{}",
+        "\"payload\":{\"x\":1e-70000}",
+        "\"payload\":{\"x\":-1e1000000}",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        char *id = it_id("ev_one");
+        char *body = fmt("{\"event_id\":\"%s\",\"event_type\":\"page_view\",\"user_id\":\"u\",%s}", id, fields[i]);
+        struct http_resp *r = http_post_json("/v1/analytics/events", body);
+        EXPECT_PROBLEM(r, 422, "validation-failed");
+        const char *detail = jstr(resp_json(r), "errors.0.message");
+        cr_assert(detail && !strstr(detail, "overflow") && !strstr(detail, "out of range"), "%s", r->body);
+        cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(id)), 0);
+        http_resp_free(r);
+    }
+}
+
+/* Issue #11, point 3: the payload stored is the member that was validated,
+ * byte for byte, even when the client spells its name with escapes; and a
+ * second member of the same name (the old way to smuggle another tenant's
+ * session or HTML past the validator) is a 400 that stores and counts
+ * nothing. */
+Test(analytics, escaped_payload_name_is_stored_as_validated)
+{
+    char *org = make_org(0);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    char *id = it_id("ev_esc");
+    char *body = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+                     "\"pay\\u006coad\":{\"session_id\":\"%s\",\"price\":1.50,\"big\":12345678901234567890123}}",
+                     id, it_id("att"), ses);
+    struct http_resp *r = http_post_json("/v1/analytics/events", body);
+    EXPECT_JSON(r, 201);
+    cr_assert_str_eq(pg_text("SELECT payload->>'session_id' FROM analytics_events WHERE event_id = $1",
+                             PG_PARAMS(id)),
+                     ses);
+    cr_assert_str_eq(pg_text("SELECT payload->>'price' FROM analytics_events WHERE event_id = $1", PG_PARAMS(id)),
+                     "1.50");
+    cr_assert_str_eq(pg_text("SELECT payload->>'big' FROM analytics_events WHERE event_id = $1", PG_PARAMS(id)),
+                     "12345678901234567890123");
+    cr_assert_eq(redis_score(evt, spk), 1);
+
+    /* The smuggling forms: another session (of another organization) or
+     * HTML in a second payload; a second session_id inside the payload. */
+    char *other_org = make_org(0);
+    char *other_ses = make_session(make_event(other_org), it_id("spk"));
+    char *id2 = it_id("ev_dup");
+    const char *tails[] = {
+        fmt("\"payload\":{\"session_id\":\"%s\"},\"pay\\u006coad\":{\"session_id\":\"%s\"}", ses, other_ses),
+        fmt("\"payload\":{\"session_id\":\"%s\"},\"pay\\u006coad\":\"<script>alert(1)</script>\"", ses),
+        fmt("\"payload\":{\"session_id\":\"%s\",\"session_\\u0069d\":\"%s\"}", ses, other_ses),
+    };
+    for (size_t i = 0; i < 3; i++) {
+        char *b = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"u\",%s}", id2, tails[i]);
+        r = http_post_json("/v1/analytics/events", b);
+        EXPECT_PROBLEM(r, 400, "malformed-json");
+        http_resp_free(r);
+    }
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(id2)), 0);
+    cr_assert_eq(redis_score(evt, spk), 1, "a refused body moved the board");
+}

@@ -87,7 +87,7 @@ Test(decode_organization_new, several_bad_fields_together)
 Test(decode_organization_new, credits_over_limit_and_fractional)
 {
     static const char *const f1[] = {"credits"}, *const m1[] = {"must be between 0 and 1000000000"};
-    static const char *const m2[] = {"must be an integer"};
+    static const char *const m2[] = {"must be an integer, written without a fraction or exponent"};
     struct organization o;
     struct problem p = {0};
 
@@ -179,7 +179,7 @@ Test(decode_event_new, bad_fields)
 {
     static const char *const f[] = {"organization_id", "starts_at"};
     static const char *const m[] = {"must be a string",
-                                    "must be an RFC 3339 date-time such as 2026-11-21T09:30:00Z"};
+                                    "must be an RFC 3339 date-time such as 2026-11-21T09:30:00Z, a real date in years 0001 to 9999"};
     static const char *const f2[] = {"organization_id", "name"};
     struct event e;
     struct problem p = {0};
@@ -446,7 +446,7 @@ Test(decode_analytics, single_envelope_bad_fields_together)
     static const char *const f[] = {"event_id", "event_type", "user_id", "occurred_at"};
     static const char *const m[] = {ID_MESSAGE, "must match ^[a-z][a-z0-9_.]{0,63}$",
                                     "is required",
-                                    "must be an RFC 3339 date-time such as 2026-11-21T09:30:00Z"};
+                                    "must be an RFC 3339 date-time such as 2026-11-21T09:30:00Z, a real date in years 0001 to 9999"};
     struct decoded d = analytics("{\"event_id\":\"a b\",\"event_type\":\"Page\","
                                  "\"occurred_at\":\"yesterday\",\"payload\":{}}");
 
@@ -756,4 +756,82 @@ Test(decode_analytics, an_escaped_payload_key_falls_back_to_the_parsed_object)
     cr_assert_eq(d.err, ET_OK, "%s", d.p.detail);
     cr_assert_str_eq(d.ev[0].payload, "{\"a\":1}");
     analytics_events_free(d.ev, d.n);
+}
+
+/* ------------------------------------------------------------------ what is validated is what is stored */
+
+/* The payload is the member cJSON validated, byte for byte, even when its
+ * name is written with escapes; in a batch too. */
+Test(decode_analytics, escaped_payload_name_is_stored_exactly)
+{
+    const char *single = "{\"event_id\":\"e1\",\"event_type\":\"session_view\",\"user_id\":\"u\","
+                         "\"pay\\u006coad\" : {\"session_id\":\"s1\", \"n\":1.50}}";
+    struct decoded d = analytics(single);
+
+    cr_assert_eq(d.err, ET_OK, "%s", d.p.detail);
+    cr_assert_str_eq(d.ev[0].payload, "{\"session_id\":\"s1\", \"n\":1.50}");
+    cr_assert_str_eq(d.ev[0].session_id, "s1");
+    analytics_events_free(d.ev, d.n);
+
+    d = analytics("{\"b\\u0061tch\":[{\"event_type\":\"x\",\"user_id\":\"u\",\"\\u0070ayload\":{\"k\":2}},"
+                  "{\"event_type\":\"y\",\"user_id\":\"u\",\"payload\":{\"k\":1e400}}]}");
+    cr_assert_eq(d.err, ET_OK, "%s", d.p.detail);
+    cr_assert(d.batch);
+    cr_assert_eq(d.n, 2);
+    cr_assert_str_eq(d.ev[0].payload, "{\"k\":2}");
+    cr_assert_str_eq(d.ev[1].payload, "{\"k\":1e400}");
+    analytics_events_free(d.ev, d.n);
+}
+
+/* A second member of the same name never reaches a decoder: 400 for the body. */
+Test(decode_analytics, repeated_payload_is_malformed)
+{
+    static const char *const bodies[] = {
+        "{\"event_type\":\"x\",\"user_id\":\"u\",\"payload\":{},\"pay\\u006coad\":\"<b>x</b>\"}",
+        "{\"batch\":[{\"event_type\":\"x\",\"user_id\":\"u\",\"payload\":{\"session_id\":\"a\","
+        "\"session_id\":\"b\"}}]}",
+        "{\"batch\":[],\"batch\":[{\"event_type\":\"x\",\"user_id\":\"u\",\"payload\":{}}]}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        struct decoded d = analytics(bodies[i]);
+        cr_assert_eq(d.err, ET_ERR_MALFORMED, "body %zu", i);
+        cr_assert_null(d.ev);
+        cr_assert_eq(d.n, 0);
+    }
+}
+
+/* Each envelope is judged whole before SQL: an impossible date or a number
+ * jsonb cannot hold rejects that envelope only; alone, it is a 422. */
+Test(decode_analytics, unstorable_envelopes_are_rejected_one_by_one)
+{
+    struct decoded d = analytics(
+        "{\"batch\":["
+        "{\"event_type\":\"a\",\"user_id\":\"u\",\"occurred_at\":\"2026-02-30T00:00:00Z\",\"payload\":{}},"
+        "{\"event_type\":\"b\",\"user_id\":\"u\",\"occurred_at\":\"0000-01-01T00:00:00Z\",\"payload\":{}},"
+        "{\"event_type\":\"c\",\"user_id\":\"u\",\"payload\":{\"x\":[1e-70000]}},"
+        "{\"event_type\":\"d\",\"user_id\":\"u\",\"payload\":{\"x\":1e1000000}},"
+        "{\"event_type\":\"e\",\"user_id\":\"u\",\"payload\":[]},"
+        "{\"event_type\":\"f\",\"user_id\":\"u\",\"occurred_at\":\"2024-02-29T23:59:60+15:59\","
+        "\"payload\":{\"x\":1e-16383}}]}");
+
+    cr_assert_eq(d.err, ET_OK, "%s", d.p.detail);
+    cr_assert_eq(d.n, 6);
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert_eq(d.ev[i].status, INGEST_REJECTED, "envelope %zu", i);
+        cr_assert_eq(d.ev[i].error, ET_ERR_INVALID, "envelope %zu", i);
+    }
+    cr_assert_eq(strncmp(d.ev[0].error_detail, "occurred_at: ", 13), 0, "%s", d.ev[0].error_detail);
+    cr_assert_eq(strncmp(d.ev[1].error_detail, "occurred_at: ", 13), 0, "%s", d.ev[1].error_detail);
+    cr_assert_str_eq(d.ev[2].error_detail, "payload: holds the number 1e-70000, which cannot be stored: "
+                                           "at most 131072 digits before the decimal point and 16383 after it");
+    cr_assert_eq(strncmp(d.ev[3].error_detail, "payload: holds the number 1e1000000,", 36), 0);
+    cr_assert_eq(strncmp(d.ev[4].error_detail, "payload: ", 9), 0);
+    cr_assert_eq(d.ev[5].status, INGEST_CREATED);
+    cr_assert_str_eq(d.ev[5].payload, "{\"x\":1e-16383}");
+    analytics_events_free(d.ev, d.n);
+
+    d = analytics("{\"event_type\":\"a\",\"user_id\":\"u\",\"payload\":{\"x\":-1e131072}}");
+    cr_assert_eq(d.err, ET_ERR_INVALID);
+    cr_assert_null(d.ev);
+    cr_assert_str_eq(d.p.fields[0].field, "payload");
 }

@@ -7,11 +7,12 @@
  */
 #include "json/codec.h"
 
+#include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json/read.h"
-#include <stdio.h>
 
 /* Parses body and checks that it is an object with only `allowed` keys. */
 static enum et_err decode_begin(const char *body, size_t len, const char *const *allowed,
@@ -109,20 +110,34 @@ enum et_err decode_registration_new(const char *body, size_t len, struct registr
     return decode_end(root, p);
 }
 
-/* The payload exactly as the client wrote it (json_member_span), so PostgreSQL
- * stores its numbers exactly; cJSON's re-print only when the key was escaped. */
-static char *payload_text(const cJSON *payload, const char *text, size_t len)
+/* The first number under node that jsonb cannot store, or NULL. */
+static const char *unstorable_number(const cJSON *node)
+{
+    const cJSON *c;
+
+    if (cJSON_IsNumber(node))
+        return json_number_storable(node->valuestring) ? NULL : node->valuestring;
+    cJSON_ArrayForEach(c, node) {
+        const char *bad = unstorable_number(c);
+        if (bad)
+            return bad;
+    }
+    return NULL;
+}
+
+/* The payload byte for byte as the client wrote it and the validator saw it:
+ * the text of the very member cJSON returned, located by its place in the
+ * envelope's tree (json_member_span), so PostgreSQL stores its numbers
+ * exactly and no other member of the text can stand in for it. */
+static char *payload_text(const cJSON *env, const cJSON *payload, const char *text, size_t len)
 {
     size_t start, end;
-    char *printed, *copy;
 
-    if (json_member_span(text, len, "payload", &start, &end))
-        return strndup(text + start, end - start);
-    if ((printed = cJSON_PrintUnformatted(payload)) == NULL)
+    if (!json_member_span(text, len, env, payload, &start, &end)) {
+        assert(!"the envelope's text does not hold its payload");
         return NULL;
-    copy = strdup(printed);
-    cJSON_free(printed);
-    return copy;
+    }
+    return strndup(text + start, end - start);
 }
 
 /*
@@ -136,6 +151,7 @@ static void decode_envelope(const cJSON *env, const char *text, size_t len,
     static const char *const allowed[] = {"event_id", "event_type", "user_id", "occurred_at",
                                           "payload", NULL};
     const cJSON *payload, *type;
+    const char *bad;
 
     if (!jr_object(env, allowed, p))
         return;
@@ -153,6 +169,10 @@ static void decode_envelope(const cJSON *env, const char *text, size_t len,
         problem_field(p, "payload", "is required and must be a JSON object");
         return;
     }
+    if ((bad = unstorable_number(payload)) != NULL)
+        problem_field(p, "payload", "holds the number %.40s%s, which cannot be stored: at most "
+                      "131072 digits before the decimal point and 16383 after it",
+                      bad, strlen(bad) > 40 ? "..." : "");
     if (ev->event_id[0] == '\0' && cJSON_GetObjectItemCaseSensitive(payload, "event_id"))
         jr_id(payload, "event_id", false, ev->event_id, p);
     if (strcmp(ev->event_type, "session_view") == 0) {
@@ -163,7 +183,7 @@ static void decode_envelope(const cJSON *env, const char *text, size_t len,
         return;
     if (ev->event_id[0] == '\0')
         id_generate(ev->event_id, NULL);
-    ev->payload = payload_text(payload, text, len);
+    ev->payload = payload_text(env, payload, text, len);
     if (ev->payload == NULL)
         problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
 }
@@ -230,7 +250,7 @@ enum et_err decode_analytics(const char *body, size_t len, struct analytics_even
         return ET_OK;
     }
     size_t batch_start = 0, batch_end = 0, pos = 0, el_start = 0, el_end = 0;
-    json_member_span(body, len, "batch", &batch_start, &batch_end);
+    json_member_span(body, len, root, batch, &batch_start, &batch_end);
     cJSON_ArrayForEach(item, batch) {
         struct problem ip = {0};
         /* The element's text, for its exact payload; empty if not found. */

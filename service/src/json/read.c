@@ -3,7 +3,8 @@
  */
 #include "json/read.h"
 
-#include <math.h>
+#include <assert.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -141,87 +142,13 @@ enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem
                                "unexpected data after the JSON value");
         }
     }
+    /* What cJSON is too lenient about, and the number literals (text.c). */
+    if (json_text_bind(body, len, root, p) != ET_OK) {
+        cJSON_Delete(root);
+        return p->err;
+    }
     *out = root;
     return ET_OK;
-}
-
-static size_t skip_ws(const char *s, size_t len, size_t i)
-{
-    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
-        i++;
-    return i;
-}
-
-/* The index just past the value starting at s[i] (valid JSON assumed). */
-static size_t skip_value(const char *s, size_t len, size_t i)
-{
-    unsigned depth = 0;
-    bool in_string = false;
-
-    if (i < len && s[i] != '"' && s[i] != '{' && s[i] != '[') {      /* number or literal */
-        while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
-               s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-            i++;
-        return i;
-    }
-    for (; i < len; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"' && (in_string = false, depth == 0))
-                return i + 1;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            depth++;
-        } else if ((c == '}' || c == ']') && --depth == 0) {
-            return i + 1;
-        }
-    }
-    return len;
-}
-
-bool json_member_span(const char *s, size_t len, const char *key, size_t *start, size_t *end)
-{
-    size_t klen = strlen(key), i = skip_ws(s, len, 0);
-
-    if (i >= len || s[i] != '{')
-        return false;
-    for (i = skip_ws(s, len, i + 1); i < len && s[i] == '"';) {
-        size_t kstart = i + 1, kend = skip_value(s, len, i) - 1;
-        bool match = kend - kstart == klen && memcmp(s + kstart, key, klen) == 0;
-        i = skip_ws(s, len, kend + 1);                    /* at ':' */
-        i = skip_ws(s, len, i + 1);                       /* at the value */
-        *start = i;
-        *end = skip_value(s, len, i);
-        if (match)
-            return true;
-        i = skip_ws(s, len, *end);
-        if (i < len && s[i] == ',')
-            i = skip_ws(s, len, i + 1);
-    }
-    return false;
-}
-
-bool json_element_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end)
-{
-    size_t i = *pos;
-
-    if (i == 0) {
-        i = skip_ws(s, len, 0);
-        if (i >= len || s[i] != '[')
-            return false;
-        i++;
-    }
-    i = skip_ws(s, len, i);
-    if (i < len && s[i] == ',')
-        i = skip_ws(s, len, i + 1);
-    if (i >= len || s[i] == ']')
-        return false;
-    *start = i;
-    *end = *pos = skip_value(s, len, i);
-    return true;
 }
 
 bool jr_object(const cJSON *obj, const char *const *allowed, struct problem *p)
@@ -323,81 +250,106 @@ bool jr_text(const cJSON *obj, const char *field, bool required, size_t max_char
     return true;
 }
 
+/* The literal json_text_bind put on a number node; NULL for any other node. */
+static const char *number_text(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v))
+        return NULL;
+    assert(v->valuestring != NULL);      /* every tree comes from json_parse */
+    return v->valuestring;
+}
+
+/*
+ * Integers are judged on the text: 4.9999999999999999999 is the double 5.0
+ * and 9007199254740993 is no double at all. Only an integer literal is an
+ * integer (5.0 and 5e0 are refused: a client that writes them computed a
+ * number, and we will not guess which), and the range is checked on the
+ * digits, so no value is ever rounded on its way to a balance.
+ */
 bool jr_int(const cJSON *obj, const char *field, bool required, long long min, long long max,
             long long *out, bool *present, struct problem *p)
 {
-    bool ok;
+    bool ok, neg;
     const cJSON *v = jr_get(obj, field, required, &ok, p);
-    double d;
+    const char *s;
+    unsigned long long mag = 0, limit;
+    long long value;
 
     if (present)
         *present = v != NULL;
     if (v == NULL)
         return ok;
-    d = v->valuedouble;
-    if (!cJSON_IsNumber(v) || d != floor(d) || !isfinite(d)) {
+    if ((s = number_text(v)) == NULL) {
         problem_field(p, field, "must be an integer");
         return false;
     }
-    /* 0x1p63 is the first double above LLONG_MAX: refuse before converting. */
-    if (d < (double)min || d > (double)max || d >= 0x1p63 || d < -0x1p63) {
+    if (strpbrk(s, ".eE") != NULL) {
+        problem_field(p, field, "must be an integer, written without a fraction or exponent");
+        return false;
+    }
+    neg = *s == '-';
+    /* The magnitude may reach 2^63 for LLONG_MIN; past the limit it stops. */
+    limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    for (s += neg; *s && mag <= limit; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        mag = mag > (limit - d) / 10 ? limit + 1 : mag * 10 + d;
+    }
+    value = neg ? (mag == 0 ? 0 : -(long long)(mag - 1) - 1) : (long long)mag;
+    if (mag > limit || value < min || value > max) {
         problem_field(p, field, "must be between %lld and %lld", min, max);
         return false;
     }
-    *out = (long long)d;
+    *out = value;
     return true;
+}
+
+#define MONEY_WHOLE_MAX 99999999LL             /* NUMERIC(10,2) */
+
+/* Cents of "<digits>[.<1 or 2 digits>]", or -1: a sign, an exponent, a third
+ * decimal (even 1.500) or anything else is not money as the contract writes it. */
+static long long money_cents(const char *s)
+{
+    long long whole = 0, frac = 0;
+    int whole_digits = 0, frac_digits = 0;
+
+    for (; *s >= '0' && *s <= '9'; s++, whole_digits++)
+        if ((whole = whole * 10 + (*s - '0')) > MONEY_WHOLE_MAX)
+            return -1;
+    if (whole_digits == 0)
+        return -1;
+    if (*s == '.') {
+        for (s++; *s >= '0' && *s <= '9' && frac_digits < 3; s++, frac_digits++)
+            frac = frac * 10 + (*s - '0');
+        if (frac_digits == 0 || frac_digits > 2)
+            return -1;
+    }
+    if (*s != '\0')
+        return -1;
+    return whole * 100 + (frac_digits == 1 ? frac * 10 : frac);
 }
 
 /*
  * Money arrives as a JSON number (99, 99.5) or a decimal string ("99.50")
- * and leaves as the canonical two-decimal string NUMERIC(10,2) prints.
+ * and leaves as the canonical two-decimal string NUMERIC(10,2) prints. Both
+ * forms are read as text with one grammar, so 19.999, -0 and -1e-15 are
+ * refused rather than rounded to "20.00" or "0.00".
  */
 bool jr_money(const cJSON *obj, const char *field, char *out, size_t out_size, struct problem *p)
 {
     bool ok;
     const cJSON *v = jr_get(obj, field, true, &ok, p);
+    const char *s = cJSON_IsString(v) ? v->valuestring : number_text(v);
     long long cents;
 
     if (v == NULL)
         return ok;
-    if (cJSON_IsNumber(v)) {
-        /* cJSON keeps only the double. 19.99 * 100 is 1998.9999999999998:
-         * allow that representation error (about 1e-16 relative) but not a
-         * third decimal, which at the largest amount (1e10 cents) is still
-         * 1e-11 relative. Range first: converting a huge double is undefined. */
-        double scaled = v->valuedouble * 100.0;
-        if (!isfinite(scaled) || scaled < -0.5 || scaled > 9999999999.5 ||
-            fabs(scaled - round(scaled)) > 1e-12 * fmax(1.0, fabs(scaled)))
-            goto bad;
-        cents = (long long)round(scaled);
-    } else if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        int whole_digits = 0, frac_digits = 0;
-        long long whole = 0, frac = 0;
-        for (; *s >= '0' && *s <= '9' && whole_digits < 9; s++, whole_digits++)
-            whole = whole * 10 + (*s - '0');
-        if (whole_digits == 0)
-            goto bad;
-        if (*s == '.') {
-            for (s++; *s >= '0' && *s <= '9' && frac_digits < 3; s++, frac_digits++)
-                frac = frac * 10 + (*s - '0');
-            if (frac_digits == 0)
-                goto bad;
-        }
-        if (*s != '\0' || frac_digits > 2)
-            goto bad;
-        cents = whole * 100 + (frac_digits == 1 ? frac * 10 : frac);
-    } else {
-        goto bad;
+    if (s == NULL || (cents = money_cents(s)) < 0) {
+        problem_field(p, field,
+                      "must be an amount from 0 to 99999999.99 with at most two decimals");
+        return false;
     }
-    if (cents < 0 || cents > 9999999999LL)
-        goto bad;
     snprintf(out, out_size, "%lld.%02lld", cents / 100, cents % 100);
     return true;
-bad:
-    problem_field(p, field,
-                  "must be an amount from 0 to 99999999.99 with at most two decimals");
-    return false;
 }
 
 static bool digits(const char *s, int n)
@@ -416,12 +368,27 @@ static int num(const char *s, int n)
     return v;
 }
 
-/* RFC 3339 date-time: 2026-11-21T09:30:00(.123)?(Z|+01:00). PostgreSQL does
- * the calendar check (Feb 30) when it casts to timestamptz. */
+static int days_in_month(int year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/*
+ * RFC 3339 date-time, 2026-11-21T09:30:00(.123)?(Z|+01:00), on a real
+ * calendar (Feb 29 in leap years only) in years 0001-9999, which PostgreSQL
+ * stores as given; refusing here keeps its errors (and their raw text) out of
+ * a batch. Second 60 (a leap second) is accepted, as PostgreSQL does, except
+ * past 23:59:60 exactly: PostgreSQL refuses a time of day beyond 24:00:00.
+ * Offsets reach +-15:59, PostgreSQL's limit (real zones span -12 to +14).
+ */
 bool rfc3339_valid(const char *s)
 {
     size_t n = strlen(s);
     const char *z;
+    int year, month, frac_nonzero = 0;
 
     if (n < 20 || n >= TIMESTAMP_BYTES)
         return false;
@@ -429,21 +396,26 @@ bool rfc3339_valid(const char *s)
         (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
         !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
         return false;
-    if (num(s + 5, 2) < 1 || num(s + 5, 2) > 12 || num(s + 8, 2) < 1 || num(s + 8, 2) > 31 ||
-        num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 60)
+    year = num(s, 4);
+    month = num(s + 5, 2);
+    if (year < 1 || month < 1 || month > 12 || num(s + 8, 2) < 1 ||
+        num(s + 8, 2) > days_in_month(year, month) || num(s + 11, 2) > 23 ||
+        num(s + 14, 2) > 59 || num(s + 17, 2) > 60)
         return false;
     z = s + 19;
     if (*z == '.') {
         int fd = 0;
-        for (z++; *z >= '0' && *z <= '9'; z++)
-            fd++;
+        for (z++; *z >= '0' && *z <= '9'; z++, fd++)
+            frac_nonzero |= *z != '0';
         if (fd == 0 || fd > 9)
             return false;
     }
+    if (frac_nonzero && memcmp(s + 11, "23:59:60", 8) == 0)
+        return false;
     if ((*z == 'Z' || *z == 'z') && z[1] == '\0')
         return true;
     return (*z == '+' || *z == '-') && digits(z + 1, 2) && z[3] == ':' && digits(z + 4, 2) &&
-           z[6] == '\0' && num(z + 1, 2) <= 23 && num(z + 4, 2) <= 59;
+           z[6] == '\0' && num(z + 1, 2) <= 15 && num(z + 4, 2) <= 59;
 }
 
 bool jr_timestamp(const cJSON *obj, const char *field, char *out, size_t out_size,
@@ -457,7 +429,8 @@ bool jr_timestamp(const cJSON *obj, const char *field, char *out, size_t out_siz
         return ok;
     if (!cJSON_IsString(v) || !rfc3339_valid(v->valuestring) ||
         strlen(v->valuestring) >= out_size) {
-        problem_field(p, field, "must be an RFC 3339 date-time such as 2026-11-21T09:30:00Z");
+        problem_field(p, field, "must be an RFC 3339 date-time such as 2026-11-21T09:30:00Z, "
+                                "a real date in years 0001 to 9999");
         return false;
     }
     snprintf(out, out_size, "%s", v->valuestring);
