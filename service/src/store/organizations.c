@@ -9,6 +9,24 @@
  * (opening balance, top-up, registration), so the ledger always explains the
  * balance: sum(bucket credits) = sum(delta). Each verb is one statement,
  * which PostgreSQL runs as one transaction.
+ *
+ * Design notes (top-ups, issue 11)
+ *  1. A top-up locks all 16 buckets, always in slot order (ORDER BY slot FOR
+ *     UPDATE, before the UPDATE touches a row), so two top-ups can never
+ *     hold buckets in opposite orders. A bare UPDATE locks rows in the order
+ *     its plan visits them: slot order on an index scan, heap order on a
+ *     sequential or bitmap scan, and heap order changes with every update;
+ *     30 concurrent top-ups then deadlocked (PostgreSQL aborts one of each
+ *     cycle after deadlock_timeout: 503s, and buckets held for a second).
+ *  2. Before any bucket, the top-up takes a transaction-scoped advisory lock
+ *     of its organization (the gate): top-ups of one organization queue on
+ *     it, one at a time, and the lock says "a top-up is under way" to ...
+ *  3. ... registrations, which debit a free bucket without waiting (SKIP
+ *     LOCKED, store/registrations.c). While a top-up holds all 16 they find
+ *     none free, and used to count that as saturation: 503 after 2 s of a
+ *     burst of top-ups. They now wait for the gate (credits_top_up_wait),
+ *     holding no bucket, and try again. No cycle is possible: a waiting
+ *     registration holds no bucket, and a top-up waits only for buckets.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +65,24 @@ static const struct pg_stmt stmt_get = {
 static const struct pg_stmt stmt_balance = {
     "credits_balance", "SELECT balance FROM organization_balances WHERE organization_id = $1", 1};
 
+/* A top-up's gate: pg_advisory_xact_lock(TOP_UP_LOCK_CLASS, hashtext(org)),
+ * the two-key form, a lock space no other lock of the service uses. */
+#define TOP_UP_LOCK_CLASS "7310563"
+#define TOP_UP_LOCK_KEY "hashtext($1)"
+
+/* Design notes 1 and 2. */
 static const struct pg_stmt stmt_top_up = {
     "credits_top_up",
-    "WITH added AS ("
-    "  UPDATE credit_buckets SET credits = credits + $2::integer / 16 + (slot < $2::integer % 16)::integer"
-    "   WHERE organization_id = $1"
-    "  RETURNING credits"
+    "WITH gate AS MATERIALIZED ("
+    "  SELECT pg_advisory_xact_lock(" TOP_UP_LOCK_CLASS ", " TOP_UP_LOCK_KEY ")"
+    "), locked AS MATERIALIZED ("
+    "  SELECT b.slot FROM credit_buckets b, gate"
+    "   WHERE b.organization_id = $1 ORDER BY b.slot FOR UPDATE OF b"
+    "), added AS ("
+    "  UPDATE credit_buckets c"
+    "     SET credits = c.credits + $2::integer / 16 + (c.slot < $2::integer % 16)::integer"
+    "    FROM locked WHERE c.organization_id = $1 AND c.slot = locked.slot"
+    "  RETURNING c.credits"
     "), entry AS ("
     "  INSERT INTO credit_ledger (organization_id, kind, delta, reason)"
     "  SELECT $1, 'top_up', $2::integer, NULLIF($3, '') WHERE EXISTS (SELECT 1 FROM added)"
@@ -61,6 +91,14 @@ static const struct pg_stmt stmt_top_up = {
      * add up to the exact balance at this moment. */
     "SELECT sum(credits) FROM added HAVING count(*) > 0",
     3};
+
+/* Design note 3: waits while a top-up of the organization is under way, and
+ * holds nothing after (the session lock is released in the same statement). */
+static const struct pg_stmt stmt_top_up_wait = {
+    "credits_top_up_wait",
+    "SELECT pg_advisory_lock_shared(" TOP_UP_LOCK_CLASS ", " TOP_UP_LOCK_KEY "),"
+    "       pg_advisory_unlock_shared(" TOP_UP_LOCK_CLASS ", " TOP_UP_LOCK_KEY ")",
+    1};
 
 static void organization_from_row(const PGresult *res, struct organization *o)
 {
@@ -138,6 +176,17 @@ enum et_err credits_top_up(struct pg *db, const char *organization_id, const str
         return p->err;
     }
     *balance = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return ET_OK;
+}
+
+enum et_err credits_top_up_wait(struct pg *db, const char *organization_id, struct problem *p)
+{
+    const char *params[] = {organization_id};
+    PGresult *res = pg_exec(db, &stmt_top_up_wait, params, p);
+
+    if (res == NULL)
+        return p->err;
     PQclear(res);
     return ET_OK;
 }

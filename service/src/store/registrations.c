@@ -34,7 +34,9 @@
  *     to a millisecond, for at most REGISTER_BUSY_MS; past that the answer is
  *     503 with Retry-After (the organization is saturated, not out of
  *     credit). Between attempts the statement holds no lock, so retries
- *     cannot deadlock.
+ *     cannot deadlock. Before each retry it waits for a top-up of the
+ *     organization under way, if any (its buckets are busy, not saturated;
+ *     store/organizations.c, design note 3); that wait is not counted.
  *  7. Group commit for a ticket rush. A transaction per registration spends
  *     most of its time in per-transaction work (executor start, commit, WAL
  *     flush, two process switches), not in the rows it writes, so under load
@@ -224,6 +226,13 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
         PQclear(res);
         if (registration_refused(db, r, tenant, &busy, p) != ET_OK && !busy)
             return p->err;
+        /* Buckets held by a top-up are not saturation: wait it out, holding
+         * nothing (store/organizations.c, design note 3). */
+        problem_clear(p);
+        if (credits_top_up_wait(db, r->organization_id, p) != ET_OK)
+            return p->err;
+        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+                    "organization %s is saturated with registrations; retry", r->organization_id);
         if (waited_us >= REGISTER_BUSY_MS * 1000)
             return p->err;                           /* 503: saturated (design note 6) */
         /* Design note 6: at once, then pauses growing to 1 ms. */
