@@ -22,6 +22,8 @@
  *        decode_event_new, decode_session_new, decode_registration_new,
  *        decode_analytics, each followed by its encoder or problem document
  *   'w'  the JSON writer: a string round trip and a random well-formed document
+ *   'c'  json_canonical (Idempotency-Key bodies): its output is valid UTF-8
+ *        JSON and its own canonical form (a fixed point)
  * The body targets get the bytes exactly as received: not NUL-terminated, and
  * ending where libFuzzer's buffer ends, so ASan sees any read past the end.
  */
@@ -41,6 +43,7 @@
 #include "http/http.h"
 #include "http/router.h"
 #include "ids.h"
+#include "json/canonical.h"
 #include "json/codec.h"
 #include "json/read.h"
 #include "json/writer.h"
@@ -798,9 +801,30 @@ static void fuzz_writer(const uint8_t *d, size_t n)
     }
 }
 
+/* 'c': equal values must give equal text, so the canonical text of a
+ * canonical text is itself. */
+static void fuzz_canonical(const char *body, size_t n)
+{
+    struct buf once = BUF_INIT, twice = BUF_INIT;
+    struct problem p = {0};
+
+    if (json_canonical(body, n, &once, &p) == ET_OK) {
+        const char *text = once.data ? once.data : "";
+        ORACLE(!has_nul(text, once.len) && utf8_valid(text, once.len), "canonical text not UTF-8: %s", text);
+        ORACLE(json_canonical(text, once.len, &twice, &p) == ET_OK, "canonical text refused: %s (%s)", text,
+               p.detail);
+        ORACLE(twice.len == once.len && memcmp(twice.data, text, once.len) == 0,
+               "not a fixed point: %s -> %s", text, twice.data ? twice.data : "");
+    } else {
+        ORACLE(p.detail[0] != '\0', "a refusal without a detail");
+    }
+    buf_free(&once);
+    buf_free(&twice);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char targets[] = "rmqbhjltoesgaw";
+    static const char targets[] = "rmqbhjltoesgawc";
     const uint8_t *d = data + 1;
     const char *body = (const char *)data + 1;
     size_t n;
@@ -826,6 +850,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 'g': fuzz_registration(body, n); break;
     case 'a': fuzz_analytics(body, n); break;
     case 'w': fuzz_writer(d, n); break;
+    case 'c': fuzz_canonical(body, n); break;
     }
     return 0;
 }
