@@ -24,8 +24,9 @@
  *  3. ... registrations, which debit a free bucket without waiting (SKIP
  *     LOCKED, store/registrations.c). While a top-up holds all 16 they find
  *     none free, and used to count that as saturation: 503 after 2 s of a
- *     burst of top-ups. They now wait for the gate (credits_top_up_wait),
- *     holding no bucket, and try again. No cycle is possible: a waiting
+ *     burst of top-ups. Their refusal read now waits for the gate (taken
+ *     shared and released in the same statement), holding no bucket, before
+ *     they try again. No cycle is possible: a waiting
  *     registration holds no bucket, and a top-up waits only for buckets.
  */
 #include <stdio.h>
@@ -65,16 +66,11 @@ static const struct pg_stmt stmt_get = {
 static const struct pg_stmt stmt_balance = {
     "credits_balance", "SELECT balance FROM organization_balances WHERE organization_id = $1", 1};
 
-/* A top-up's gate: pg_advisory_xact_lock(TOP_UP_LOCK_CLASS, hashtext(org)),
- * the two-key form, a lock space no other lock of the service uses. */
-#define TOP_UP_LOCK_CLASS "7310563"
-#define TOP_UP_LOCK_KEY "hashtext($1)"
-
 /* Design notes 1 and 2. */
 static const struct pg_stmt stmt_top_up = {
     "credits_top_up",
     "WITH gate AS MATERIALIZED ("
-    "  SELECT pg_advisory_xact_lock(" TOP_UP_LOCK_CLASS ", " TOP_UP_LOCK_KEY ")"
+    "  SELECT pg_advisory_xact_lock(" SQL_TOP_UP_GATE("$1") ")"
     "), locked AS MATERIALIZED ("
     "  SELECT b.slot FROM credit_buckets b, gate"
     "   WHERE b.organization_id = $1 ORDER BY b.slot FOR UPDATE OF b"
@@ -91,14 +87,6 @@ static const struct pg_stmt stmt_top_up = {
      * add up to the exact balance at this moment. */
     "SELECT sum(credits) FROM added HAVING count(*) > 0",
     3};
-
-/* Design note 3: waits while a top-up of the organization is under way, and
- * holds nothing after (the session lock is released in the same statement). */
-static const struct pg_stmt stmt_top_up_wait = {
-    "credits_top_up_wait",
-    "SELECT pg_advisory_lock_shared(" TOP_UP_LOCK_CLASS ", " TOP_UP_LOCK_KEY "),"
-    "       pg_advisory_unlock_shared(" TOP_UP_LOCK_CLASS ", " TOP_UP_LOCK_KEY ")",
-    1};
 
 static void organization_from_row(const PGresult *res, struct organization *o)
 {
@@ -176,17 +164,6 @@ enum et_err credits_top_up(struct pg *db, const char *organization_id, const str
         return p->err;
     }
     *balance = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return ET_OK;
-}
-
-enum et_err credits_top_up_wait(struct pg *db, const char *organization_id, struct problem *p)
-{
-    const char *params[] = {organization_id};
-    PGresult *res = pg_exec(db, &stmt_top_up_wait, params, p);
-
-    if (res == NULL)
-        return p->err;
     PQclear(res);
     return ET_OK;
 }

@@ -53,8 +53,6 @@ enum et_err credits_balance(struct pg *db, const char *organization_id, long lon
                             struct problem *p);
 enum et_err credits_top_up(struct pg *db, const char *organization_id, const struct top_up *t,
                            long long *balance, struct problem *p);
-/* Returns once no top-up of the organization is under way (holds nothing). */
-enum et_err credits_top_up_wait(struct pg *db, const char *organization_id, struct problem *p);
 
 /* API keys (store/keys.c). */
 enum et_err keys_authenticate(struct pg *db, const char *secret, char *organization_id,
