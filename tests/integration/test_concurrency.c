@@ -359,8 +359,7 @@ Test(concurrency, top_ups_stay_deadlock_free_whatever_the_plan)
     char *base = NULL;
     pid_t pid = spawn_service(args, env, ET_IT_LOG_DIR "/integration-service-seqscan.log", &base);
 
-    for (int round = 0; round < 3; round++)
-        top_up_burst(base);
+    top_up_burst(base);     /* the code before issue 11 deadlocked within one burst */
     http_close();
     cr_assert_eq(stop_spawned_service(pid), 0);
 }

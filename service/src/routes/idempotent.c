@@ -17,7 +17,6 @@
  * method is in the scope already for the DELETE routes to come.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "app.h"
 #include "json/canonical.h"
