@@ -25,6 +25,8 @@
  *   'f'  request framing (http/framing.c): "<flags>Name:value\nName:value...",
  *        flags bit 0 = HTTP/1.0; checked against properties of a framing that
  *        can be trusted (one length, or exactly one "chunked"), case-blind
+ *   'c'  json_canonical (Idempotency-Key bodies): its output is valid UTF-8
+ *        JSON and its own canonical form (a fixed point)
  * The body targets get the bytes exactly as received: not NUL-terminated, and
  * ending where libFuzzer's buffer ends, so ASan sees any read past the end.
  */
@@ -45,6 +47,7 @@
 #include "http/http.h"
 #include "http/router.h"
 #include "ids.h"
+#include "json/canonical.h"
 #include "json/codec.h"
 #include "json/read.h"
 #include "json/writer.h"
@@ -1097,9 +1100,30 @@ static void fuzz_framing(const uint8_t *d, size_t n)
     ORACLE(framing_has_body(&f) == (k.any_te || (k.any_length && k.ndigits > 0)), "has_body");
 }
 
+/* 'c': equal values must give equal text, so the canonical text of a
+ * canonical text is itself. */
+static void fuzz_canonical(const char *body, size_t n)
+{
+    struct buf once = BUF_INIT, twice = BUF_INIT;
+    struct problem p = {0};
+
+    if (json_canonical(body, n, &once, &p) == ET_OK) {
+        const char *text = once.data ? once.data : "";
+        ORACLE(!has_nul(text, once.len) && utf8_valid(text, once.len), "canonical text not UTF-8: %s", text);
+        ORACLE(json_canonical(text, once.len, &twice, &p) == ET_OK, "canonical text refused: %s (%s)", text,
+               p.detail);
+        ORACLE(twice.len == once.len && memcmp(twice.data, text, once.len) == 0,
+               "not a fixed point: %s -> %s", text, twice.data ? twice.data : "");
+    } else {
+        ORACLE(p.detail[0] != '\0', "a refusal without a detail");
+    }
+    buf_free(&once);
+    buf_free(&twice);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char targets[] = "rmqbhjltoesgawf";
+    static const char targets[] = "rmqbhjltoesgawfc";
     const uint8_t *d = data + 1;
     const char *body = (const char *)data + 1;
     size_t n;
@@ -1126,6 +1150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 'a': fuzz_analytics(body, n); break;
     case 'w': fuzz_writer(d, n); break;
     case 'f': fuzz_framing(d, n); break;
+    case 'c': fuzz_canonical(body, n); break;
     }
     return 0;
 }

@@ -237,6 +237,12 @@ long long pg_ll(const char *sql, const char *const *params);
 char *pg_text(const char *sql, const char *const *params);  /* NULL for SQL NULL */
 void pg_exec(const char *sql, const char *const *params);
 
+/* The PostgreSQL server's log (ET_IT_PG_LOG, else deploy/local/stores.sh's
+ * .local/log/postgres.log): its size now, and what was appended after an
+ * offset (caller frees), to assert on what the server logged meanwhile. */
+long pg_log_size(void);
+char *pg_log_since(long offset);
+
 /* The test stores' ports, and their URLs with host and port replaced by
  * 127.0.0.1:port (to route a second service through a proxy). */
 int pg_store_port(void);

@@ -81,6 +81,51 @@ void pg_exec(const char *sql, const char *const *params)
     PQclear(res);
 }
 
+/* The server's log: ET_IT_PG_LOG, else where deploy/local/stores.sh puts it,
+ * beside the data directory (<dir>/.local/postgres -> <dir>/.local/log). */
+static char *pg_log_path(void)
+{
+    const char *env = getenv("ET_IT_PG_LOG");
+    if (env && *env)
+        return it_strdup(env);
+    char *data = pg_text("SELECT current_setting('data_directory')", NULL);
+    char *slash = data ? strrchr(data, '/') : NULL;
+    cr_assert(slash, "cannot tell where the PostgreSQL log is: set ET_IT_PG_LOG");
+    *slash = '\0';
+    char *path = fmt("%s/log/postgres.log", data);
+    free(data);
+    return path;
+}
+
+long pg_log_size(void)
+{
+    char *path = pg_log_path();
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot read the PostgreSQL log %s (set ET_IT_PG_LOG)", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    free(path);
+    return n;
+}
+
+char *pg_log_since(long offset)
+{
+    char *path = pg_log_path();
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot read the PostgreSQL log %s (set ET_IT_PG_LOG)", path);
+    fseek(f, 0, SEEK_END);
+    long end = ftell(f);
+    long n = end > offset ? end - offset : 0;
+    char *text = it_malloc((size_t)n + 1);
+    fseek(f, offset, SEEK_SET);
+    size_t got = fread(text, 1, (size_t)n, f);
+    text[got] = '\0';
+    fclose(f);
+    free(path);
+    return text;
+}
+
 /* ---- Redis ------------------------------------------------------------------------- */
 
 static redisContext *g_redis;

@@ -38,6 +38,21 @@ Test(router, matches_literal_and_params)
     cr_assert_null(req_param(&req, "org_id"));
 }
 
+/* The Idempotency-Key scope names the whole path: splitting the URI for the
+ * params must not cut req->path to its first segment, and an escaped id names
+ * the same resource as the plain one. */
+Test(router, the_whole_decoded_path_survives_matching)
+{
+    struct request req;
+    unsigned allowed;
+
+    cr_assert_eq(match(HTTP_POST, "/v1/organizations/org%5Fa/credits", &req, &allowed), &table[3]);
+    cr_assert_str_eq(req.path, "/v1/organizations/org_a/credits");
+    cr_assert_str_eq(req_param(&req, "org_id"), "org_a");
+    cr_assert_eq(match(HTTP_POST, "/v1/organizations", &req, &allowed), &table[0]);
+    cr_assert_str_eq(req.path, "/v1/organizations");
+}
+
 Test(router, head_is_served_by_get)
 {
     struct request req;

@@ -67,7 +67,7 @@ struct request {
     struct app *app;
     enum http_method method;
     const struct route *route;
-    const char *path;                       /* decoded; owned by the exchange */
+    const char *path;                       /* decoded, whole; see path_buf */
     const char *query;                      /* raw, after '?', "" when none */
     const char *param_names[ROUTE_MAX_PARAMS];
     const char *params[ROUTE_MAX_PARAMS];   /* decoded, valid ids */
@@ -77,6 +77,10 @@ struct request {
     const char *idempotency_key;            /* header values, NULL when absent */
     const char *if_none_match;
     struct principal principal;             /* who is asking (non-public routes) */
+    /* The matched path, decoded and whole ("/v1/organizations/acme/credits"):
+     * router_match splits the URI in place for params, so the full path needs
+     * a copy of its own. Segments are literals or ids, so it always fits. */
+    char path_buf[ROUTE_MAX_SEGMENTS * (ID_MAX + 1) + 1];
 };
 
 /* The organization a request is confined to: NULL for the admin key. */

@@ -76,13 +76,21 @@ static bool split_path(char *path, char **segs, size_t *n)
     }
 }
 
-/* Does the pattern match the segments? Fills params on success. */
-static bool pattern_match(const char *pattern, char **segs, size_t nsegs, struct request *req)
+/* The path parameters of one candidate route, kept apart from the request so
+ * that trying a route costs no copy of the whole request. */
+struct match {
+    const char *names[ROUTE_MAX_PARAMS];
+    const char *values[ROUTE_MAX_PARAMS];
+    size_t n;
+};
+
+/* Does the pattern match the segments? Fills m on success. */
+static bool pattern_match(const char *pattern, char **segs, size_t nsegs, struct match *m)
 {
     size_t i = 0;
     const char *p = pattern;
 
-    req->nparams = 0;
+    m->n = 0;
     while (*p == '/') {
         const char *end = strchr(p + 1, '/');
         size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
@@ -91,10 +99,10 @@ static bool pattern_match(const char *pattern, char **segs, size_t nsegs, struct
         if (i == nsegs)
             return false;
         if (len >= 2 && seg[0] == '{' && seg[len - 1] == '}') {
-            if (!id_valid(segs[i], strlen(segs[i])) || req->nparams == ROUTE_MAX_PARAMS)
+            if (!id_valid(segs[i], strlen(segs[i])) || m->n == ROUTE_MAX_PARAMS)
                 return false;
-            req->param_names[req->nparams] = seg;   /* "{name}..." compared by req_param */
-            req->params[req->nparams++] = segs[i];
+            m->names[m->n] = seg;              /* "{name}..." compared by req_param */
+            m->values[m->n++] = segs[i];
         } else if (strlen(segs[i]) != len || memcmp(segs[i], seg, len) != 0) {
             return false;
         }
@@ -104,6 +112,27 @@ static bool pattern_match(const char *pattern, char **segs, size_t nsegs, struct
     return i == nsegs;
 }
 
+/* Joins the decoded segments into req->path_buf: the whole path, which the
+ * Idempotency-Key scope names (split_path cut the URI buffer into pieces).
+ * False if it does not fit, which a matched path never hits (http.h). */
+static bool path_join(char **segs, size_t nsegs, struct request *req)
+{
+    size_t used = 0;
+
+    req->path_buf[0] = '/';
+    req->path_buf[1] = '\0';
+    for (size_t i = 0; i < nsegs; i++) {
+        size_t len = strlen(segs[i]);
+        if (used + 1 + len + 1 > sizeof req->path_buf)
+            return false;
+        req->path_buf[used++] = '/';
+        memcpy(req->path_buf + used, segs[i], len + 1);
+        used += len;
+    }
+    req->path = req->path_buf;
+    return true;
+}
+
 const struct route *router_match(const struct route *table, size_t n, enum http_method method,
                                  char *path, struct request *req, unsigned *allowed)
 {
@@ -111,22 +140,28 @@ const struct route *router_match(const struct route *table, size_t n, enum http_
     size_t nsegs;
     const struct route *found = NULL;
     enum http_method want = method == HTTP_HEAD ? HTTP_GET : method;
+    struct match m, chosen = {0};
 
     *allowed = 0;
     if (!split_path(path, segs, &nsegs))
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        struct request probe = *req;
-        if (!pattern_match(table[i].pattern, segs, nsegs, &probe))
+        if (!pattern_match(table[i].pattern, segs, nsegs, &m))
             continue;
         *allowed |= table[i].method | (table[i].method == HTTP_GET ? HTTP_HEAD : 0);
         if (found == NULL && table[i].method == want) {
             found = &table[i];
-            *req = probe;
+            chosen = m;
         }
     }
-    if (found)
-        req->route = found;
+    if (found == NULL || !path_join(segs, nsegs, req))
+        return NULL;
+    req->nparams = chosen.n;
+    for (size_t i = 0; i < chosen.n; i++) {
+        req->param_names[i] = chosen.names[i];
+        req->params[i] = chosen.values[i];
+    }
+    req->route = found;
     return found;
 }
 

@@ -7,10 +7,19 @@
  * exact live in store/idempotency.c; this file decides what is replayed:
  * every outcome the service decided (2xx and 4xx), never a 5xx, so a retry
  * after an outage runs the operation for real.
+ *
+ * A key's scope (docs/adr/0010) is the caller and the exact operation:
+ *   "org:<organization id>" or "admin", the method, the decoded full path.
+ * The caller is the organization, not the bearer key, as the contract says:
+ * two keys of one organization (a key rotation mid-retry) share one key
+ * space. The path names the resource, so one key sent to two organizations'
+ * top-ups is two top-ups, never a replay of the first one's answer. The
+ * method is in the scope already for the DELETE routes to come.
  */
 #include <stdio.h>
 
 #include "app.h"
+#include "json/canonical.h"
 #include "routes/routes.h"
 #include "store/store.h"
 
@@ -26,30 +35,29 @@ static bool key_valid(const char *key)
     return n > 0 && n <= IDEMPOTENCY_KEY_MAX;
 }
 
-void idempotent_run(struct request *req, struct response *res, struct pg *db,
-                    idempotent_op op, void *arg)
+static const char *method_name(enum http_method m)
+{
+    switch (m) {
+    case HTTP_GET: return "GET";
+    case HTTP_HEAD: return "HEAD";
+    case HTTP_POST: return "POST";
+    case HTTP_PUT: return "PUT";
+    case HTTP_PATCH: return "PATCH";
+    case HTTP_DELETE: return "DELETE";
+    case HTTP_OPTIONS: return "OPTIONS";
+    default: return "OTHER";
+    }
+}
+
+/* The whole protocol once the request's identity is known. */
+static void run_keyed(struct response *res, struct pg *db, const struct idempotency_request *rq,
+                      idempotent_op op, void *arg)
 {
     struct problem p = {0};
-    char scope[320];
     bool replay;
     int status;
 
-    if (req->idempotency_key == NULL) {
-        op(db, arg, res);
-        return;
-    }
-    if (!key_valid(req->idempotency_key)) {
-        respond_error(res, ET_ERR_BAD_HEADER, NULL,
-                      "Idempotency-Key must be 1 to %d visible ASCII characters",
-                      IDEMPOTENCY_KEY_MAX);
-        return;
-    }
-    /* A key belongs to its caller and to the operation and resource it acts
-     * on: two tenants choosing the same key never see each other's answers. */
-    snprintf(scope, sizeof scope, "%s POST %s", req->principal.key_id[0] ? req->principal.key_id : "-",
-             req->path);
-    if (idempotency_begin(db, scope, req->idempotency_key, req->body, req->body_len, &replay,
-                          &status, &res->body, &p) != ET_OK) {
+    if (idempotency_begin(db, rq, &replay, &status, &res->body, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -63,7 +71,40 @@ void idempotent_run(struct request *req, struct response *res, struct pg *db,
         idempotency_abort(db);
         return;
     }
-    if (idempotency_finish(db, scope, req->idempotency_key, req->body, req->body_len,
-                           res->status, res->body.data ? res->body.data : "", &p) != ET_OK)
+    if (idempotency_finish(db, rq, res->status, res->body.data ? res->body.data : "", &p) != ET_OK)
         respond_problem(res, &p);
+}
+
+void idempotent_run(struct request *req, struct response *res, struct pg *db,
+                    idempotent_op op, void *arg)
+{
+    const struct principal *who = &req->principal;
+    struct problem p = {0};
+    struct buf canonical = BUF_INIT;
+    char scope[1400], legacy[ID_MAX + 16];
+    struct idempotency_request rq = {scope, legacy, req->idempotency_key, ""};
+
+    if (req->idempotency_key == NULL) {
+        op(db, arg, res);
+        return;
+    }
+    if (!key_valid(req->idempotency_key)) {
+        respond_error(res, ET_ERR_BAD_HEADER, NULL,
+                      "Idempotency-Key must be 1 to %d visible ASCII characters",
+                      IDEMPOTENCY_KEY_MAX);
+        return;
+    }
+    if (req->body_len > 0 && json_canonical(req->body, req->body_len, &canonical, &p) != ET_OK) {
+        respond_problem(res, &p);
+        goto done;
+    }
+    if (canonical.data)
+        rq.request = canonical.data;
+    snprintf(scope, sizeof scope, "%s%s %s %s", who->admin ? "admin" : "org:",
+             who->admin ? "" : who->organization_id, method_name(req->method), req->path);
+    /* What an older binary wrote for every route (ADR 0010): never replayed. */
+    snprintf(legacy, sizeof legacy, "%s POST /v1", who->key_id[0] ? who->key_id : "-");
+    run_keyed(res, db, &rq, op, arg);
+done:
+    buf_free(&canonical);
 }

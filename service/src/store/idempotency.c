@@ -15,8 +15,15 @@
  *  4. The operation runs after SAVEPOINT op. A refused operation (4xx)
  *     rolls back to it, so the transaction stays usable for the record, and
  *     nothing but the record survives.
- *  5. "Same request" compares bodies as JSON values (jsonb equality), so
- *     whitespace and key order do not make a retry "different".
+ *  5. "Same request" compares the SHA-256 of the bodies' canonical text
+ *     (json/canonical.h): the same decoded JSON value, however written.
+ *     Not jsonb equality: jsonb keeps the last of two equal member names
+ *     where the decoder reads the first (schema/0005).
+ *  6. A record is found by (scope, key); the scope is the caller, the method
+ *     and the full path (routes/idempotent.c, docs/adr/0010). A record an
+ *     older binary wrote under its one scope per caller ("<key_id> POST
+ *     /v1") cannot tell which operation it answered, so it is never
+ *     replayed: while it lives (25 h) the key is refused as reused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,16 +36,19 @@ static const struct pg_stmt stmt_lock = {
     "idempotency_lock",
     "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 0))", 2};
 
+/* Design notes 5 and 6: this scope's record first, else an older binary's. */
 static const struct pg_stmt stmt_lookup = {
     "idempotency_lookup",
-    "SELECT status, response_body, request = $3::jsonb"
-    "  FROM idempotency_keys WHERE scope = $1 AND key = $2",
-    3};
+    "SELECT status, response_body,"
+    "       coalesce(request_sha256 = sha256(convert_to($3, 'UTF8')), false), scope = $1"
+    "  FROM idempotency_keys WHERE key = $2 AND scope IN ($1, $4)"
+    " ORDER BY scope = $1 DESC LIMIT 1",
+    4};
 
 static const struct pg_stmt stmt_record = {
     "idempotency_record",
-    "INSERT INTO idempotency_keys (scope, key, request, status, response_body)"
-    " VALUES ($1, $2, $3::jsonb, $4::smallint, $5)",
+    "INSERT INTO idempotency_keys (scope, key, request_sha256, status, response_body)"
+    " VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), $4::smallint, $5)",
     5};
 
 /* Batches keep each transaction short and never lock the whole table. */
@@ -76,19 +86,37 @@ void idempotency_abort(struct pg *db)
     pg_command(db, "ROLLBACK", &ignored);
 }
 
-enum et_err idempotency_begin(struct pg *db, const char *scope, const char *key,
-                              const char *request, size_t request_len, bool *replay,
+/* Design notes 5 and 6: what the record found says; true when it replays. */
+static bool record_found(const PGresult *res, bool *replay, int *status, struct buf *body,
+                         struct problem *p)
+{
+    if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
+        problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
+                    "this Idempotency-Key was used before an upgrade of the service, by a request"
+                    " whose operation cannot be told; use a new key");
+        return false;
+    }
+    if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
+                    "this Idempotency-Key was used with a different request body");
+        return false;
+    }
+    *replay = true;
+    *status = atoi(PQgetvalue(res, 0, 0));
+    buf_append(body, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    return true;
+}
+
+enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *rq, bool *replay,
                               int *status, struct buf *body, struct problem *p)
 {
-    char *req = strndup(request, request_len);
-    const char *lock_params[] = {scope, key};
-    const char *lookup_params[] = {scope, key, req};
+    const char *lock_params[] = {rq->scope, rq->key};
+    const char *lookup_params[] = {rq->scope, rq->key, rq->request,
+                                   rq->legacy_scope ? rq->legacy_scope : rq->scope};
     PGresult *res = NULL;
     enum et_err err;
 
     *replay = false;
-    if (req == NULL)
-        return problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
         goto done;
     if ((res = pg_exec(db, &stmt_lock, lock_params, p)) == NULL)
@@ -102,14 +130,8 @@ enum et_err idempotency_begin(struct pg *db, const char *scope, const char *key,
     if ((res = pg_exec(db, &stmt_lookup, lookup_params, p)) == NULL)
         goto fail;
     if (PQntuples(res) == 1) {
-        if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
-            problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
-                        "this Idempotency-Key was used with a different request body");
+        if (!record_found(res, replay, status, body, p))
             goto fail;
-        }
-        *replay = true;
-        *status = atoi(PQgetvalue(res, 0, 0));
-        buf_append(body, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
         idempotency_abort(db);
         err = ET_OK;
         goto done;
@@ -123,24 +145,17 @@ fail:
     idempotency_abort(db);
 done:
     PQclear(res);
-    free(req);
     return err;
 }
 
-enum et_err idempotency_finish(struct pg *db, const char *scope, const char *key,
-                               const char *request, size_t request_len, int status,
+enum et_err idempotency_finish(struct pg *db, const struct idempotency_request *rq, int status,
                                const char *body, struct problem *p)
 {
-    char *req = strndup(request, request_len);
     char status_text[8];
-    const char *params[] = {scope, key, req, status_text, body};
+    const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
     PGresult *res;
     enum et_err err = ET_OK;
 
-    if (req == NULL) {
-        idempotency_abort(db);
-        return problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
-    }
     snprintf(status_text, sizeof status_text, "%d", status);
     if ((status < 200 || status > 299) &&
         (err = pg_command(db, "ROLLBACK TO SAVEPOINT op", p)) != ET_OK)
@@ -151,10 +166,8 @@ enum et_err idempotency_finish(struct pg *db, const char *scope, const char *key
     }
     PQclear(res);
     if ((err = pg_command(db, "COMMIT", p)) == ET_OK)
-        goto done;
+        return ET_OK;
 fail:
     idempotency_abort(db);
-done:
-    free(req);
     return err;
 }

@@ -9,6 +9,25 @@
  * (opening balance, top-up, registration), so the ledger always explains the
  * balance: sum(bucket credits) = sum(delta). Each verb is one statement,
  * which PostgreSQL runs as one transaction.
+ *
+ * Design notes (top-ups, issue 11)
+ *  1. A top-up locks all 16 buckets, always in slot order (ORDER BY slot FOR
+ *     UPDATE, before the UPDATE touches a row), so two top-ups can never
+ *     hold buckets in opposite orders. A bare UPDATE locks rows in the order
+ *     its plan visits them: slot order on an index scan, heap order on a
+ *     sequential or bitmap scan, and heap order changes with every update;
+ *     30 concurrent top-ups then deadlocked (PostgreSQL aborts one of each
+ *     cycle after deadlock_timeout: 503s, and buckets held for a second).
+ *  2. Before any bucket, the top-up takes a transaction-scoped advisory lock
+ *     of its organization (the gate): top-ups of one organization queue on
+ *     it, one at a time, and the lock says "a top-up is under way" to ...
+ *  3. ... registrations, which debit a free bucket without waiting (SKIP
+ *     LOCKED, store/registrations.c). While a top-up holds all 16 they find
+ *     none free, and used to count that as saturation: 503 after 2 s of a
+ *     burst of top-ups. Their refusal read now waits for the gate (taken
+ *     shared and released in the same statement), holding no bucket, before
+ *     they try again. No cycle is possible: a waiting
+ *     registration holds no bucket, and a top-up waits only for buckets.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +66,19 @@ static const struct pg_stmt stmt_get = {
 static const struct pg_stmt stmt_balance = {
     "credits_balance", "SELECT balance FROM organization_balances WHERE organization_id = $1", 1};
 
+/* Design notes 1 and 2. */
 static const struct pg_stmt stmt_top_up = {
     "credits_top_up",
-    "WITH added AS ("
-    "  UPDATE credit_buckets SET credits = credits + $2::integer / 16 + (slot < $2::integer % 16)::integer"
-    "   WHERE organization_id = $1"
-    "  RETURNING credits"
+    "WITH gate AS MATERIALIZED ("
+    "  SELECT pg_advisory_xact_lock(" SQL_TOP_UP_GATE("$1") ")"
+    "), locked AS MATERIALIZED ("
+    "  SELECT b.slot FROM credit_buckets b, gate"
+    "   WHERE b.organization_id = $1 ORDER BY b.slot FOR UPDATE OF b"
+    "), added AS ("
+    "  UPDATE credit_buckets c"
+    "     SET credits = c.credits + $2::integer / 16 + (c.slot < $2::integer % 16)::integer"
+    "    FROM locked WHERE c.organization_id = $1 AND c.slot = locked.slot"
+    "  RETURNING c.credits"
     "), entry AS ("
     "  INSERT INTO credit_ledger (organization_id, kind, delta, reason)"
     "  SELECT $1, 'top_up', $2::integer, NULLIF($3, '') WHERE EXISTS (SELECT 1 FROM added)"

@@ -28,6 +28,11 @@ struct pg_stmt {
  * ("org/evt", "/evt" for the admin's namespace; ids cannot contain '/'). */
 #define SQL_APPLIED_MEMBER "coalesce(organization_id, '') || '/' || event_id"
 
+/* The arguments of an organization's top-up gate, pg_advisory_xact_lock(2 x int):
+ * the two-key form, a lock space no other lock of the service uses
+ * (store/organizations.c, design notes 2 and 3). */
+#define SQL_TOP_UP_GATE(org) "7310563, hashtext(" org ")"
+
 /* Renders a timestamptz column as RFC 3339 UTC with microseconds. */
 #define SQL_RFC3339(col) \
     "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"

@@ -34,7 +34,10 @@
  *     to a millisecond, for at most REGISTER_BUSY_MS; past that the answer is
  *     503 with Retry-After (the organization is saturated, not out of
  *     credit). Between attempts the statement holds no lock, so retries
- *     cannot deadlock.
+ *     cannot deadlock. The refusal read (note 5) first waits for a top-up of
+ *     the organization under way, if any (its buckets are busy, not
+ *     saturated; store/organizations.c, design note 3); that wait is not
+ *     counted.
  *  7. Group commit for a ticket rush. A transaction per registration spends
  *     most of its time in per-transaction work (executor start, commit, WAL
  *     flush, two process switches), not in the rows it writes, so under load
@@ -143,12 +146,22 @@ static const struct pg_stmt stmt_register_group = {
     "  JOIN bucket b ON b.organization_id = r.organization_id",
     1};
 
-/* Design note 5: why a registration was refused. */
+/* Design note 5: why a registration was refused. Design note 6: it first
+ * waits out a top-up of the organization under way, if any (its buckets are
+ * busy, not saturated), taking the top-up gate shared and releasing it in
+ * the same statement, so it holds nothing after (store/organizations.c,
+ * design note 3). */
 static const struct pg_stmt stmt_refusal = {
     "registrations_refusal",
+    "WITH gate AS MATERIALIZED ("
+    "  SELECT pg_advisory_lock_shared(" SQL_TOP_UP_GATE("$1") ") AS taken"
+    "), open AS MATERIALIZED ("
+    "  SELECT pg_advisory_unlock_shared(" SQL_TOP_UP_GATE("$1") ") FROM gate"
+    ")"
     "SELECT (SELECT balance FROM organization_balances WHERE organization_id = $1),"
     "       (SELECT organization_id FROM sessions WHERE id = $2),"
-    "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3)",
+    "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3)"
+    "  FROM open",
     3};
 
 static const struct pg_stmt stmt_get = {

@@ -98,11 +98,15 @@ void registrations_group_stats(long *groups, long *grouped);
  *                         first rolls back whatever the operation did);
  *   idempotency_abort  -> rolls back, stores nothing (store failures, 5xx).
  */
-enum et_err idempotency_begin(struct pg *db, const char *scope, const char *key,
-                              const char *request, size_t request_len, bool *replay,
+struct idempotency_request {
+    const char *scope;          /* caller, method and full path (docs/adr/0010) */
+    const char *legacy_scope;   /* what an older binary wrote for this caller; NULL: none */
+    const char *key;            /* the Idempotency-Key */
+    const char *request;        /* the body's canonical text (json/canonical.h), "" if none */
+};
+enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *rq, bool *replay,
                               int *status, struct buf *body, struct problem *p);
-enum et_err idempotency_finish(struct pg *db, const char *scope, const char *key,
-                               const char *request, size_t request_len, int status,
+enum et_err idempotency_finish(struct pg *db, const struct idempotency_request *rq, int status,
                                const char *body, struct problem *p);
 void idempotency_abort(struct pg *db);
 /* Deletes records older than max_age_hours, in batches; *purged counts them. */
