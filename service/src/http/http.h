@@ -15,6 +15,7 @@
 #include "json/writer.h"
 
 struct app;
+struct sockaddr;
 
 enum http_method {
     HTTP_GET = 1 << 0,
@@ -77,6 +78,8 @@ struct request {
     const char *idempotency_key;            /* header values, NULL when absent */
     const char *if_none_match;
     struct principal principal;             /* who is asking (non-public routes) */
+    const struct sockaddr *client_addr;     /* the peer; owned by the connection, which outlives
+                                               the request */
 };
 
 /* The organization a request is confined to: NULL for the admin key. */
