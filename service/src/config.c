@@ -65,6 +65,9 @@ static const struct setting settings[] = {
     INT_SETTING("negative_cache_seconds", negative_cache_seconds, 0, 300,
                 "seconds an unknown bearer key is refused without a PostgreSQL lookup, 0 to look up"
                 " every time (default 5)"),
+    INT_SETTING("ingest_quota_per_day", ingest_quota_per_day, 0, 1000000000000LL,
+                "analytics envelopes one organization may log per UTC day, 0 for no quota"
+                " (default 100000; see docs/adr/0011)"),
     INT_SETTING("json_max_depth", json_max_depth, 2, 64,
                 "deepest nesting of a JSON request body (default 32)"),
     INT_SETTING("analytics_batch_max", analytics_batch_max, 1, 1000,
@@ -96,6 +99,7 @@ static void config_defaults(struct config *cfg)
     cfg->auth_failure_limit = 100;
     cfg->auth_failure_window_seconds = 60;
     cfg->negative_cache_seconds = 5;
+    cfg->ingest_quota_per_day = 100000;
     cfg->json_max_depth = 32;
     cfg->analytics_batch_max = 1000;
     cfg->max_name_chars = 200;

@@ -47,6 +47,7 @@ struct config {
     long long auth_failure_limit;        /* failed authentications per client address and window; 0: none */
     long long auth_failure_window_seconds;
     long long negative_cache_seconds;    /* how long an unknown token is answered without a lookup */
+    long long ingest_quota_per_day;      /* analytics envelopes logged per organization per UTC day; 0: none */
     long long json_max_depth;            /* request bodies nested deeper get 400 */
     long long analytics_batch_max;       /* envelopes in one analytics batch */
     long long max_name_chars;            /* names and titles */

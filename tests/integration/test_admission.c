@@ -141,6 +141,24 @@ static void scratch_db_create(void)
               "eventtrack migrate of the scratch database %s failed: %s", rig.db_name, run.err);
 }
 
+/* One integer of a query on the scratch database, on a connection of its own
+ * (closed at once: never counted while a measure runs). */
+static long long sdb_ll(const char *sql, const char *const *params)
+{
+    PGconn *c = PQconnectdb(rig.db_url);
+    cr_assert(PQstatus(c) == CONNECTION_OK, "cannot connect to %s: %s", rig.db_name, PQerrorMessage(c));
+    int n = 0;
+    while (params && params[n])
+        n++;
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "SQL failed on %s: %s\n  %s",
+              rig.db_name, sql, PQresultErrorMessage(res));
+    long long v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(c);
+    return v;
+}
+
 /* Transactions committed in the scratch database, once every backend of it
  * is gone and the count has settled (a backend publishes its counts as it
  * exits, just after it leaves pg_stat_activity). */
@@ -478,6 +496,29 @@ Test(admission, failed_authentications_per_address_then_429_without_a_lookup)
 
 /* ---- 3. Redis full -------------------------------------------------------------------- */
 
+static char *view_batch(const char *session, int n, char **ids)
+{
+    char *s = it_strdup("{\"batch\":[");
+    for (int i = 0; i < n; i++) {
+        ids[i] = it_id("view");
+        char *next = fmt("%s%s{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"u_%s\","
+                         "\"payload\":{\"session_id\":\"%s\"}}", s, i ? "," : "", ids[i], ids[i], session);
+        free(s);
+        s = next;
+    }
+    char *out = fmt("%s]}", s);
+    free(s);
+    return out;
+}
+
+static long long logged(char **ids, int n)
+{
+    long long found = 0;
+    for (int i = 0; i < n; i++)
+        found += sdb_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1", PG_PARAMS(ids[i]));
+    return found;
+}
+
 /* A service on our Redis with every write refused from now on (maxmemory
  * reached under noeviction: OOM), and an organization with a session made
  * before. Returns the number of keys Redis holds, which must not change. */
@@ -552,5 +593,31 @@ Test(admission, with_redis_refusing_writes_the_rate_limit_still_limits)
             admitted, 4 * RATE, RATE);
     cr_assert_eq(admitted, RATE, "with Redis refusing writes, %d of %d requests were admitted in one window"
                  " (limit %d)", admitted, 4 * RATE, RATE);
+    expect_keys(keys_before);
+}
+
+Test(admission, with_redis_refusing_writes_the_ingest_quota_still_holds)
+{
+    enum { QUOTA = 4 };
+    const char *args[] = {"--ingest-quota-per-day", "4", NULL};
+    char *b, *key, *org, *ses;
+    long long keys_before = redis_full(&b, args, &key, &org, &ses);
+
+    /* 3 views pass, the next 3 are refused whole (nothing logged), 1 more fits. */
+    char *ids_a[3], *ids_b[3], *ids_c[1];
+    struct http_resp *r = post_as(b, "/v1/analytics/events", view_batch(ses, 3, ids_a), key);
+    EXPECT_JSON(r, 200);
+    EXPECT_INT(resp_json(r), "accepted", 3);
+    r = post_as(b, "/v1/analytics/events", view_batch(ses, 3, ids_b), key);
+    EXPECT_PROBLEM(r, 429, "ingest-quota-exceeded");
+    cr_assert(r->retry_after && atol(r->retry_after) >= 1 && atol(r->retry_after) <= 86400,
+              "Retry-After %s: the seconds to 00:00 UTC expected", r->retry_after ? r->retry_after : "none");
+    cr_assert_eq(logged(ids_b, 3), 0, "a batch refused by the quota logged some of its envelopes");
+    r = post_as(b, "/v1/analytics/events", view_batch(ses, 1, ids_c), key);
+    EXPECT_JSON(r, 200);
+    cr_assert_eq(logged(ids_a, 3) + logged(ids_c, 1), QUOTA);
+    r = post_as(b, "/v1/analytics/events", view_batch(ses, 1, ids_c), key);
+    EXPECT_PROBLEM(r, 429, "ingest-quota-exceeded");
+    cr_assert_eq(sdb_ll("SELECT count(*) FROM analytics_events WHERE organization_id = $1", PG_PARAMS(org)), QUOTA);
     expect_keys(keys_before);
 }

@@ -1,5 +1,6 @@
 /*
- * routes/admission.c - who may make a request: authentication, access, rate.
+ * routes/admission.c - who may make a request: authentication, access, rate,
+ * and the ingest quota.
  *
  * Runs in the dispatcher on the first callback of every non-public route,
  * before the body is read, so an unauthenticated client cannot make the
@@ -154,4 +155,28 @@ enum et_err api_admit(struct request *req, const char *authorization, struct pro
         return problem_set(p, ET_ERR_FORBIDDEN, NULL, "this operation needs the admin key");
     return ratelimit_hit(req->app->redis, who->organization_id, cfg->rate_limit_requests,
                          cfg->rate_limit_window_seconds, p);
+}
+
+enum et_err ingest_quota_take(struct request *req, const struct analytics_event *events,
+                              size_t count, struct quota_ticket *t, struct problem *p)
+{
+    const char *tenant = req_tenant(req);
+    long long n = 0;
+
+    memset(t, 0, sizeof *t);
+    if (tenant == NULL)
+        return ET_OK;                      /* the operator's key is not a tenant */
+    for (size_t i = 0; i < count; i++)
+        n += events[i].status != INGEST_REJECTED;
+    return quota_take(req->app->redis, tenant, n, req->app->cfg->ingest_quota_per_day, t, p);
+}
+
+void ingest_quota_settle(struct request *req, const struct quota_ticket *t,
+                         const struct analytics_event *events, size_t count, bool logged)
+{
+    long long kept = 0;
+
+    for (size_t i = 0; logged && i < count; i++)
+        kept += events[i].status == INGEST_CREATED;
+    quota_give_back(req->app->redis, t, t->taken - kept);
 }

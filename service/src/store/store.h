@@ -71,6 +71,18 @@ enum et_err keys_revoke(struct pg *db, const char *organization_id, const char *
 enum et_err ratelimit_hit(struct rds_pool *redis, const char *organization_id, long long limit,
                           long long window_seconds, struct problem *p);
 
+/* Ingest quota per organization and UTC day (store/quota.c). quota_take
+ * counts n envelopes, or refuses them all (429, ingest-quota-exceeded) and
+ * counts nothing; quota_give_back returns some of them (those not logged). */
+struct quota_ticket {
+    char organization_id[ID_MAX + 1];
+    long long day;                 /* the UTC day they were counted on */
+    long long taken;               /* envelopes counted by quota_take */
+    bool in_process;               /* counted by this process: Redis refused */
+};
+enum et_err quota_take(struct rds_pool *redis, const char *organization_id, long long n,
+                       long long per_day, struct quota_ticket *t, struct problem *p);
+void quota_give_back(struct rds_pool *redis, const struct quota_ticket *t, long long n);
 
 /*
  * Tenancy: verbs taking `tenant` only see resources of that organization
