@@ -56,9 +56,21 @@ static const struct setting settings[] = {
     STR_SETTING("admin_key", admin_key,
                 "the admin bearer key, at least 32 visible ASCII characters (required by serve)"),
     INT_SETTING("rate_limit_requests", rate_limit_requests, 0, 1000000000,
-                "requests one organization key may make per window, 0 for no limit (default 1000)"),
+                "requests one organization (all its keys together) may make per window, 0 for no limit"
+                " (default 1000)"),
     INT_SETTING("rate_limit_window_seconds", rate_limit_window_seconds, 1, 3600,
                 "length of the rate-limit window (default 10)"),
+    INT_SETTING("auth_failure_limit", auth_failure_limit, 0, 1000000,
+                "failed authentications one client address may make per window before it gets 429"
+                " without a lookup, 0 for no limit (default 100)"),
+    INT_SETTING("auth_failure_window_seconds", auth_failure_window_seconds, 1, 3600,
+                "length of the failed-authentication window (default 60)"),
+    INT_SETTING("negative_cache_seconds", negative_cache_seconds, 0, 300,
+                "seconds an unknown bearer key is refused without a PostgreSQL lookup, 0 to look up"
+                " every time (default 5)"),
+    INT_SETTING("ingest_quota_per_day", ingest_quota_per_day, 0, 1000000000000LL,
+                "analytics envelopes one organization may log per UTC day, 0 for no quota"
+                " (default 100000; see docs/adr/0011)"),
     INT_SETTING("json_max_depth", json_max_depth, 2, 64,
                 "deepest nesting of a JSON request body (default 32)"),
     INT_SETTING("analytics_batch_max", analytics_batch_max, 1, 1000,
@@ -88,6 +100,10 @@ static void config_defaults(struct config *cfg)
     cfg->shutdown_drain_seconds = 10;
     cfg->rate_limit_requests = 1000;
     cfg->rate_limit_window_seconds = 10;
+    cfg->auth_failure_limit = 100;
+    cfg->auth_failure_window_seconds = 60;
+    cfg->negative_cache_seconds = 5;
+    cfg->ingest_quota_per_day = 100000;
     cfg->json_max_depth = 32;
     cfg->analytics_batch_max = 1000;
     cfg->max_name_chars = 200;

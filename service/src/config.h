@@ -43,8 +43,12 @@ struct config {
     long long shutdown_grace_seconds;    /* SIGTERM: unready but still accepting, for load balancers */
     long long shutdown_drain_seconds;
     char admin_key[256];                 /* required by serve; compared in constant time */
-    long long rate_limit_requests;       /* per organization key and window; 0: no limit */
+    long long rate_limit_requests;       /* per organization and window; 0: no limit */
     long long rate_limit_window_seconds;
+    long long auth_failure_limit;        /* failed authentications per client address and window; 0: none */
+    long long auth_failure_window_seconds;
+    long long negative_cache_seconds;    /* how long an unknown token is answered without a lookup */
+    long long ingest_quota_per_day;      /* analytics envelopes logged per organization per UTC day; 0: none */
     long long json_max_depth;            /* request bodies nested deeper get 400 */
     long long analytics_batch_max;       /* envelopes in one analytics batch */
     long long max_name_chars;            /* names and titles */

@@ -177,6 +177,60 @@ Test(auth, keys_can_be_issued_and_revoked)
     EXPECT_401(g);
 }
 
+/* Issue 11, point 8: revocation takes effect at once, on every connection.
+ * Nothing may remember a key as valid (there is no positive cache), and the
+ * negative cache only ever refuses more. The key is used first on this
+ * process's kept-alive connection and on 4 connections of their own; after
+ * the revocation every one of them gets 401 on its next request, while the
+ * organization's other key is unaffected. */
+Test(auth, a_revoked_key_is_refused_at_once_on_every_connection)
+{
+    char *org = make_org(0);
+    char *kpath = fmt("/v1/organizations/%s/keys", org), *opath = fmt("/v1/organizations/%s", org);
+    char *keys[2];
+    char *key_ids[2];
+    for (int i = 0; i < 2; i++) {
+        struct http_resp *r = http_post_json(kpath, "{}");
+        EXPECT_JSON(r, 201);
+        keys[i] = it_strdup(jstr(resp_json(r), "api_key"));
+        key_ids[i] = it_strdup(jstr(resp_json(r), "key_id"));
+        http_resp_free(r);
+    }
+    enum { N = 4 };
+    struct http_par par[N];
+    memset(par, 0, sizeof par);
+    for (int i = 0; i < N; i++)
+        par[i].req = (struct http_req){.method = "GET", .path = opath, .auth = keys[0]};
+    http_parallel(par, N);
+    for (int i = 0; i < N; i++) {
+        EXPECT_JSON(par[i].resp, 200);
+        http_resp_free(par[i].resp);
+    }
+    struct http_resp *r = http_get_as(opath, keys[0]);    /* this process's kept-alive connection */
+    EXPECT_JSON(r, 200);
+    http_resp_free(r);
+
+    struct http_req del = {.method = "DELETE", .path = fmt("%s/%s", kpath, key_ids[0])};
+    r = http_do(&del);
+    EXPECT_STATUS(r, 204);
+    http_resp_free(r);
+
+    r = http_get_as(opath, keys[0]);                      /* the same connection as before */
+    EXPECT_401(r);
+    http_resp_free(r);
+    memset(par, 0, sizeof par);
+    for (int i = 0; i < N; i++)
+        par[i].req = (struct http_req){.method = "GET", .path = opath, .auth = keys[0]};
+    http_parallel(par, N);
+    for (int i = 0; i < N; i++) {
+        EXPECT_401(par[i].resp);
+        http_resp_free(par[i].resp);
+    }
+    r = http_get_as(opath, keys[1]);                      /* the other key is untouched */
+    EXPECT_JSON(r, 200);
+    http_resp_free(r);
+}
+
 /* Regression: a registration naming another organization's session, paid by
  * the caller's own organization, answered "does not run the event of this
  * session", which told the caller that the session exists. It must read

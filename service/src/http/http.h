@@ -15,6 +15,7 @@
 #include "json/writer.h"
 
 struct app;
+struct sockaddr;
 
 enum http_method {
     HTTP_GET = 1 << 0,
@@ -81,6 +82,8 @@ struct request {
      * router_match splits the URI in place for params, so the full path needs
      * a copy of its own. Segments are literals or ids, so it always fits. */
     char path_buf[ROUTE_MAX_SEGMENTS * (ID_MAX + 1) + 1];
+    const struct sockaddr *client_addr;     /* the peer; owned by the connection, which outlives
+                                               the request */
 };
 
 /* The organization a request is confined to: NULL for the admin key. */

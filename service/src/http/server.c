@@ -304,6 +304,7 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
     unsigned allowed = 0;
 
     req->app = s->app;
+    req->client_addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)->client_addr;
     req->method = http_method_parse(method);
     req->query = q ? q + 1 : "";
     if (q)

@@ -4,6 +4,8 @@
  * A single envelope answers like a resource (201 new, 200 duplicate, 409
  * conflict, 422 invalid). A batch always answers 200 with one result per
  * envelope, in request order: a bad envelope rejects only itself.
+ * An organization's envelopes first pass its daily ingest quota (taken
+ * before the insert, the unlogged ones given back after it: store/quota.c).
  */
 #include <stdio.h>
 
@@ -79,12 +81,18 @@ void api_analytics_ingest(struct request *req, struct response *res)
     struct problem p = {0};
     struct analytics_event *events = NULL;
     size_t count = 0;
-    bool is_batch = false;
+    bool is_batch = false, logged = false;
+    struct quota_ticket quota = {0};
     struct pg *db;
 
     if (decode_analytics(req->body, req->body_len, &events, &count, &is_batch, &p) != ET_OK ||
-        (db = pg_session(req->app->pg, &p)) == NULL ||
-        analytics_ingest(db, req->app->redis, req_tenant(req), events, count, &p) != ET_OK) {
+        ingest_quota_take(req, events, count, &quota, &p) != ET_OK ||
+        (db = pg_session(req->app->pg, &p)) == NULL) {
+        respond_problem(res, &p);
+        goto done;
+    }
+    logged = true;       /* from here, what the insert logs is marked INGEST_CREATED */
+    if (analytics_ingest(db, req->app->redis, req_tenant(req), events, count, &p) != ET_OK) {
         respond_problem(res, &p);
         goto done;
     }
@@ -93,5 +101,6 @@ void api_analytics_ingest(struct request *req, struct response *res)
     else
         respond_single(res, &events[0]);
 done:
+    ingest_quota_settle(req, &quota, events, count, logged);
     analytics_events_free(events, count);
 }

@@ -28,6 +28,17 @@ void api_keys_revoke(struct request *req, struct response *res);
 /* admission.c: the dispatcher's admit_fn (authentication, access, rate limit). */
 enum et_err api_admit(struct request *req, const char *authorization, struct problem *p);
 
+/* admission.c: the caller's ingest quota (the admin key has none). Take
+ * counts the envelopes that passed validation, or refuses them all (429);
+ * settle gives back those not logged (all of them unless `logged`, i.e. the
+ * insert ran and marked the new ones INGEST_CREATED). */
+struct analytics_event;
+struct quota_ticket;
+enum et_err ingest_quota_take(struct request *req, const struct analytics_event *events,
+                              size_t count, struct quota_ticket *t, struct problem *p);
+void ingest_quota_settle(struct request *req, const struct quota_ticket *t,
+                         const struct analytics_event *events, size_t count, bool logged);
+
 /* Is the caller's tenant (if any) this organization? Otherwise `not_found`
  * (404) or, for a reference in a body, a field error on `field` (422). */
 bool tenant_owns(const struct request *req, const char *organization_id, const char *field,

@@ -5,12 +5,28 @@
  * stored as its SHA-256, computed by PostgreSQL from the parameter, so the
  * service never keeps a secret anywhere but in the response that hands it
  * out. Looking a key up is one indexed equality on the hash.
+ *
+ * The negative cache. A token PostgreSQL did not know is remembered for up
+ * to negative_cache_seconds, so a client repeating it (a misconfigured
+ * poller, a revoked key still in use, an attacker) costs one lookup per
+ * period instead of one per request. Only "no such key" is remembered,
+ * never a positive answer: a cache can then only refuse more, so it can
+ * never hide a revocation, which takes effect on the next request on every
+ * connection. Nor can it refuse a valid key: secrets are 256 random bits
+ * the server generates, so no one can look one up before it exists (a
+ * revoked key is unknown for good). The table is bounded (counters.h):
+ * random tokens replace each other instead of growing it; per-address
+ * limits (routes/admission.c) bound how many of them reach PostgreSQL.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
+#include "counters.h"
 #include "store/pg.h"
 #include "store/store.h"
+
+static struct counters unknown_keys = COUNTERS_INIT;
 
 static const struct pg_stmt stmt_authenticate = {
     "keys_authenticate",
@@ -31,8 +47,29 @@ static const struct pg_stmt stmt_revoke = {
     " WHERE id = $1 AND organization_id = $2 AND revoked_at IS NULL",
     2};
 
-enum et_err keys_authenticate(struct pg *db, const char *secret, char *organization_id,
-                              char *key_id, struct problem *p)
+/* The negative cache's current window: an entry lives at most `seconds`. */
+static uint64_t negative_window(long long seconds)
+{
+    return monotonic_ns() / ((uint64_t)seconds * 1000000000u);
+}
+
+static enum et_err unknown_key(struct problem *p)
+{
+    return problem_set(p, ET_ERR_UNAUTHORIZED, "invalid-token", "the bearer key is unknown or revoked");
+}
+
+enum et_err keys_recently_unknown(const char *secret, long long negative_cache_seconds,
+                                  struct problem *p)
+{
+    if (negative_cache_seconds <= 0 ||
+        counters_get(&unknown_keys, counters_key("unknown-key", secret, strlen(secret)),
+                     negative_window(negative_cache_seconds)) == 0)
+        return ET_OK;
+    return unknown_key(p);
+}
+
+enum et_err keys_authenticate(struct pg *db, const char *secret, long long negative_cache_seconds,
+                              char *organization_id, char *key_id, struct problem *p)
 {
     const char *params[] = {secret};
     PGresult *res = pg_exec(db, &stmt_authenticate, params, p);
@@ -41,8 +78,10 @@ enum et_err keys_authenticate(struct pg *db, const char *secret, char *organizat
         return p->err;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return problem_set(p, ET_ERR_UNAUTHORIZED, "invalid-token",
-                           "the bearer key is unknown or revoked");
+        if (negative_cache_seconds > 0)
+            counters_add(&unknown_keys, counters_key("unknown-key", secret, strlen(secret)),
+                         negative_window(negative_cache_seconds), 1);
+        return unknown_key(p);
     }
     snprintf(key_id, ID_MAX + 1, "%s", PQgetvalue(res, 0, 0));
     snprintf(organization_id, ID_MAX + 1, "%s", PQgetvalue(res, 0, 1));

@@ -1,21 +1,36 @@
 /*
- * store/ratelimit.c - requests per organization key, counted in Redis.
+ * store/ratelimit.c - requests per organization, counted in Redis.
  *
- * A fixed window per key: the first request of a window creates the counter
- * with its expiry, in the same Lua script as the increment, so no counter
- * can ever live without a TTL (a crash between INCR and EXPIRE would leave a
- * key that blocks its owner forever). The script also repairs a counter
- * that lost its TTL some other way.
+ * Per organization, not per key: every key of an organization draws on one
+ * window, so minting more keys buys no more requests (an organization key
+ * may issue keys).
  *
- * Redis down means no limit (fail open): the limiter protects the service
- * from a runaway client, and refusing every paying client because the
- * derived-data store is down would be the worse outage (ADR 0002).
+ * A fixed window per organization: the first request of a window creates
+ * the counter with its expiry, in the same Lua script as the increment, so
+ * no counter can ever live without a TTL (a crash between INCR and EXPIRE
+ * would leave a key that blocks its owner forever). The script also repairs
+ * a counter that lost its TTL some other way.
+ *
+ * When Redis cannot count (down, or full and refusing writes under
+ * `maxmemory-policy noeviction`), this process counts instead, in a bounded
+ * table (counters.h) with the same limit and window. The limit then holds
+ * per process rather than across processes, which still stops a runaway
+ * client; failing open, as before, let 1,100 of 1,100 requests through a
+ * full Redis. Failing closed would turn a Redis outage into a full outage.
+ * The switch is logged once each way.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "clock.h"
+#include "counters.h"
 #include "store/redis.h"
 #include "store/store.h"
+
+static struct counters fallback = COUNTERS_INIT;
+static atomic_bool in_fallback;
 
 static const struct rds_script script_hit = {
     "ratelimit_hit",
@@ -27,34 +42,65 @@ static const struct rds_script script_hit = {
     "end\n"
     "return {n, ttl}\n"};
 
-enum et_err ratelimit_hit(struct rds_pool *redis, const char *key_id, long long limit,
-                          long long window_seconds, struct problem *p)
+static void note_fallback(bool now)
+{
+    if (atomic_exchange(&in_fallback, now) != now)
+        fprintf(stderr, now ? "eventtrack: ratelimit: Redis cannot count; limiting in this process\n"
+                            : "eventtrack: ratelimit: Redis counts again\n");
+}
+
+/* This process's count of the organization's requests in the current window. */
+static void fallback_hit(const char *organization_id, long long window_seconds, long long *count,
+                         long long *ttl)
+{
+    uint64_t window_ns = (uint64_t)window_seconds * 1000000000u, now = monotonic_ns();
+
+    note_fallback(true);
+    *count = counters_add(&fallback, counters_key("ratelimit", organization_id, strlen(organization_id)),
+                          now / window_ns, 1);
+    *ttl = (long long)((window_ns - now % window_ns + 999999999u) / 1000000000u);
+}
+
+/* The organization's count in Redis; false when Redis cannot count. */
+static bool redis_hit(struct rds_pool *redis, const char *organization_id, long long window_seconds,
+                      long long *count, long long *ttl)
 {
     char key[ID_MAX + 40], window[24];
     const char *argv[] = {key, window};
     struct problem ignored = {0};
     struct rds *r;
     redisReply *reply = NULL;
+    bool ok;
+
+    if ((r = rds_session(redis, &ignored)) == NULL)
+        return false;
+    snprintf(key, sizeof key, "eventtrack:rl:{%s}", organization_id);
+    snprintf(window, sizeof window, "%lld", window_seconds);
+    ok = rds_eval_many(r, &script_hit, 1, 2, argv, NULL, 1, &reply) && reply != NULL &&
+         reply->type == REDIS_REPLY_ARRAY && reply->elements == 2;    /* an OOM error is not */
+    if (ok) {
+        *count = reply->element[0]->integer;
+        *ttl = reply->element[1]->integer;
+    }
+    freeReplyObject(reply);
+    return ok;
+}
+
+enum et_err ratelimit_hit(struct rds_pool *redis, const char *organization_id, long long limit,
+                          long long window_seconds, struct problem *p)
+{
     long long count, ttl;
 
     if (limit <= 0)
         return ET_OK;
-    if ((r = rds_session(redis, &ignored)) == NULL)
-        return ET_OK;                                       /* fail open */
-    snprintf(key, sizeof key, "eventtrack:rl:{%s}", key_id);
-    snprintf(window, sizeof window, "%lld", window_seconds);
-    if (!rds_eval_many(r, &script_hit, 1, 2, argv, NULL, 1, &reply) || reply == NULL ||
-        reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        freeReplyObject(reply);
-        return ET_OK;                                       /* fail open */
-    }
-    count = reply->element[0]->integer;
-    ttl = reply->element[1]->integer;
-    freeReplyObject(reply);
+    if (redis_hit(redis, organization_id, window_seconds, &count, &ttl))
+        note_fallback(false);
+    else
+        fallback_hit(organization_id, window_seconds, &count, &ttl);
     if (count <= limit)
         return ET_OK;
     p->retry_after = ttl > 0 ? (int)ttl : 1;
     return problem_set(p, ET_ERR_RATE_LIMITED, NULL,
-                       "more than %lld requests in %lld s for this key; retry in %d s", limit,
-                       window_seconds, p->retry_after);
+                       "more than %lld requests in %lld s for this organization; retry in %d s",
+                       limit, window_seconds, p->retry_after);
 }

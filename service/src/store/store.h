@@ -54,17 +54,35 @@ enum et_err credits_balance(struct pg *db, const char *organization_id, long lon
 enum et_err credits_top_up(struct pg *db, const char *organization_id, const struct top_up *t,
                            long long *balance, struct problem *p);
 
-/* API keys (store/keys.c). */
-enum et_err keys_authenticate(struct pg *db, const char *secret, char *organization_id,
-                              char *key_id, struct problem *p);
+/* API keys (store/keys.c). An unknown secret is remembered for
+ * negative_cache_seconds (0: never); keys_recently_unknown answers 401 from
+ * that memory without a lookup, and ET_OK when it does not know. */
+enum et_err keys_recently_unknown(const char *secret, long long negative_cache_seconds,
+                                  struct problem *p);
+enum et_err keys_authenticate(struct pg *db, const char *secret, long long negative_cache_seconds,
+                              char *organization_id, char *key_id, struct problem *p);
 enum et_err keys_create(struct pg *db, const char *organization_id, struct api_key *key,
                         struct problem *p);
 enum et_err keys_revoke(struct pg *db, const char *organization_id, const char *key_id,
                         struct problem *p);
 
-/* Rate limit per key (store/ratelimit.c); fails open when Redis is down. */
-enum et_err ratelimit_hit(struct rds_pool *redis, const char *key_id, long long limit,
+/* Rate limit per organization (store/ratelimit.c): counted in Redis, and in
+ * this process while Redis is down or refuses writes. */
+enum et_err ratelimit_hit(struct rds_pool *redis, const char *organization_id, long long limit,
                           long long window_seconds, struct problem *p);
+
+/* Ingest quota per organization and UTC day (store/quota.c). quota_take
+ * counts n envelopes, or refuses them all (429, ingest-quota-exceeded) and
+ * counts nothing; quota_give_back returns some of them (those not logged). */
+struct quota_ticket {
+    char organization_id[ID_MAX + 1];
+    long long day;                 /* the UTC day they were counted on */
+    long long taken;               /* envelopes counted by quota_take */
+    bool in_process;               /* counted by this process: Redis refused */
+};
+enum et_err quota_take(struct rds_pool *redis, const char *organization_id, long long n,
+                       long long per_day, struct quota_ticket *t, struct problem *p);
+void quota_give_back(struct rds_pool *redis, const struct quota_ticket *t, long long n);
 
 /*
  * Tenancy: verbs taking `tenant` only see resources of that organization
