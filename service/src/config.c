@@ -69,8 +69,8 @@ static const struct setting settings[] = {
                 "seconds an unknown bearer key is refused without a PostgreSQL lookup, 0 to look up"
                 " every time (default 5)"),
     INT_SETTING("ingest_quota_per_day", ingest_quota_per_day, 0, 1000000000000LL,
-                "analytics envelopes one organization may log per UTC day, 0 for no quota"
-                " (default 100000; see docs/adr/0011)"),
+                "analytics envelopes one organization may log per UTC day (docs/adr/0011),"
+                " 0 for no quota (default 100000)"),
     INT_SETTING("json_max_depth", json_max_depth, 2, 64,
                 "deepest nesting of a JSON request body (default 32)"),
     INT_SETTING("analytics_batch_max", analytics_batch_max, 1, 1000,

@@ -1036,7 +1036,7 @@ static void feed_framing(struct framing *f, const uint8_t *d, size_t n, bool upp
             size_t dn;
             if (!digits_of(heap_value, value_len, &dg, &dn))
                 k->lengths_agree = false;
-            else if (k->any_length && (dn != k->ndigits || memcmp(dg, k->digits, dn) != 0))
+            else if (k->any_length && (k->digits == NULL || dn != k->ndigits || memcmp(dg, k->digits, dn) != 0))
                 k->lengths_agree = false;
             else {
                 k->digits = value + (dg - heap_value);   /* stays valid: points into d */
