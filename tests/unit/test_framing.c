@@ -33,6 +33,7 @@ static const struct framing_case cases[] = {
     {"Content-Length: -1", false, FRAMING_BAD, false, 0},
     {"Content-Length: 0x10", false, FRAMING_BAD, false, 0},
     {"Content-Length: 99999999999999999999999", false, FRAMING_OK, true, UINT64_MAX},
+    {"Content-Length: 99999999999999999999999\nContent-Length: 99999999999999999999998", false, FRAMING_BAD, false, 0},
     {"Transfer-Encoding: chunked", false, FRAMING_OK, true, 0},
     {"transfer-encoding: CHUNKED", false, FRAMING_OK, true, 0},
     {"Transfer-Encoding: , chunked ,", false, FRAMING_OK, true, 0},

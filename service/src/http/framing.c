@@ -98,7 +98,9 @@ static void content_length(struct framing *f, const char *v, size_t n)
         /* Saturate: any length this large is refused later as too large. */
         value = value > (UINT64_MAX - digit) / 10 ? UINT64_MAX : value * 10 + digit;
     }
-    if (f->has_length && f->length != value)
+    /* Two saturated lengths compare equal though their digits may differ:
+     * a second length beside one too large to represent is a conflict. */
+    if (f->has_length && (f->length != value || value == UINT64_MAX))
         f->length_conflict = true;
     f->has_length = true;
     f->length = value;

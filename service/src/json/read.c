@@ -126,6 +126,12 @@ enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem
     *out = NULL;
     if (len == 0)
         return problem_set(p, ET_ERR_MALFORMED, "malformed-json", "the request body is empty");
+    /* cJSON skips a byte order mark that RFC 8259 8.1 forbids senders to add;
+     * refused, so the tree and the text it came from start at the same byte
+     * (json_text_bind and the payload spans walk the text). */
+    if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
+        return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                           "the body starts with a byte order mark; send JSON without one");
     if (json_precheck(body, len, p) != ET_OK)
         return p->err;
     /* The body is not NUL-terminated: parse by length, then demand that only
