@@ -14,8 +14,10 @@
 #   stores.sh psql [ARGS]  psql as eventtrack (default db eventtrack)
 #   stores.sh env      print export lines for EVENTTRACK_DATABASE_URL/REDIS_URL
 #
-# Ports: ET_PG_PORT (default 55432), ET_REDIS_PORT (default 56379), both on
-# 127.0.0.1 only. PostgreSQL binaries: ET_PG_BIN (default
+# Ports: ET_PG_PORT (default 25432), ET_REDIS_PORT (default 26379), both on
+# 127.0.0.1 only, and below Linux's ephemeral range (32768-60999): a client
+# socket (the flood tests open thousands) can never be holding them when the
+# stores start. PostgreSQL binaries: ET_PG_BIN (default
 # /usr/lib/postgresql/15/bin). Layout, under the state directory STATE:
 #   STATE/postgres  data directory      STATE/redis  Redis dir (AOF + RDB)
 #   STATE/run       sockets, pid files  STATE/log    postgres.log, redis.log
@@ -37,8 +39,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PROG="stores.sh"
 
-PG_PORT=${ET_PG_PORT:-55432}
-REDIS_PORT=${ET_REDIS_PORT:-56379}
+PG_PORT=${ET_PG_PORT:-25432}
+REDIS_PORT=${ET_REDIS_PORT:-26379}
 PG_BIN=${ET_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_USER=eventtrack
 DATABASES=(eventtrack eventtrack_test)

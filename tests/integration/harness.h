@@ -52,8 +52,8 @@ const char *service_log_path(void);
  *   EVENTTRACK_DATABASE_URL   test database (default below)
  *   EVENTTRACK_REDIS_URL      test Redis (default below)
  *   EVENTTRACK_ADMIN_KEY      admin bearer key (generated when unset) */
-#define IT_DEFAULT_DATABASE_URL "postgresql://eventtrack@127.0.0.1:55432/eventtrack_test"
-#define IT_DEFAULT_REDIS_URL "redis://127.0.0.1:56379/1"
+#define IT_DEFAULT_DATABASE_URL "postgresql://eventtrack@127.0.0.1:25432/eventtrack_test"
+#define IT_DEFAULT_REDIS_URL "redis://127.0.0.1:26379/1"
 void it_env_defaults(void);
 const char *it_base_url(void);
 const char *it_admin_key(void);

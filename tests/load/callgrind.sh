@@ -32,8 +32,8 @@
 #
 # Usage: tests/load/callgrind.sh [N]   (N default 2000)
 # Settings (environment): ET_BENCH_BIN (build-bench/eventtrack),
-# ET_BENCH_DB (eventtrack_bench), ET_BENCH_REDIS_DB (8), ET_PG_PORT (55432),
-# ET_REDIS_PORT (56379), ET_CALLGRIND_EVENT (the conference id; default
+# ET_BENCH_DB (eventtrack_bench), ET_BENCH_REDIS_DB (8), ET_PG_PORT (25432),
+# ET_REDIS_PORT (26379), ET_CALLGRIND_EVENT (the conference id; default
 # callgrind-board), ET_CALLGRIND_OUT (directory for the callgrind files and
 # the report; default a new bench-results/callgrind-<UTC time>).
 # The last line of the report is "leaderboard: X instructions/request".
@@ -45,8 +45,8 @@ PROG=callgrind.sh
 
 N=${1:-2000}
 WARMUP=200
-PG_PORT=${ET_PG_PORT:-55432}
-REDIS_PORT=${ET_REDIS_PORT:-56379}
+PG_PORT=${ET_PG_PORT:-25432}
+REDIS_PORT=${ET_REDIS_PORT:-26379}
 PG_BIN=${ET_PG_BIN:-/usr/lib/postgresql/15/bin}
 BIN=${ET_BENCH_BIN:-$ROOT/build-bench/eventtrack}
 DB=${ET_BENCH_DB:-eventtrack_bench}

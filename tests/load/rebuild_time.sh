@@ -23,7 +23,7 @@
 # puts the last K views in that minute to measure that part too.
 #
 # Settings (environment): ET_BENCH_EVENTS (1000000), ET_BENCH_RECENT (0),
-# ET_BENCH_RUNS (3), ET_PG_PORT (55432), ET_REDIS_PORT (56379), ET_REDIS_DB (9),
+# ET_BENCH_RUNS (3), ET_PG_PORT (25432), ET_REDIS_PORT (26379), ET_REDIS_DB (9),
 # ET_BIN (build/eventtrack), ET_BENCH_DB (eventtrack_bench).
 # The last line is "rebuild: N events in S s (X s per million)", S the median run.
 set -euo pipefail
@@ -34,8 +34,8 @@ cd "$ROOT"
 EVENTS=${ET_BENCH_EVENTS:-1000000}
 RECENT=${ET_BENCH_RECENT:-0}
 RUNS=${ET_BENCH_RUNS:-3}
-PG_PORT=${ET_PG_PORT:-55432}
-REDIS_PORT=${ET_REDIS_PORT:-56379}
+PG_PORT=${ET_PG_PORT:-25432}
+REDIS_PORT=${ET_REDIS_PORT:-26379}
 REDIS_DB=${ET_REDIS_DB:-9}
 BIN=${ET_BIN:-build/eventtrack}
 DB=${ET_BENCH_DB:-eventtrack_bench}

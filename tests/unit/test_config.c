@@ -461,7 +461,7 @@ ParameterizedTestParameters(redis_url, table)
         {"redis://h:1/2", true, "h", 1, "", 2},
         {"redis://h:6379", true, "h", 6379, "", 0},
         {"redis://h:6379/", true, "h", 6379, "", 0},
-        {"redis://127.0.0.1:56379/0", true, "127.0.0.1", 56379, "", 0},
+        {"redis://127.0.0.1:26379/0", true, "127.0.0.1", 26379, "", 0},
         {"redis://cache.local:65535/1000", true, "cache.local", 65535, "", 1000},
         {"unix:///tmp/r.sock?db=3", true, "", 0, "/tmp/r.sock", 3},
         {"unix:///tmp/r.sock", true, "", 0, "/tmp/r.sock", 0},
