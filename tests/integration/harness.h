@@ -80,6 +80,10 @@ pid_t spawn_service(const char *const *extra_args, const char *const *env, const
                     char **base_url);
 /* SIGTERM, then SIGKILL after 15 s; returns the wait status. */
 int stop_spawned_service(pid_t pid);
+/* For a .fini: when *pid > 0, closes this process's kept-alive connections
+ * (see http_close) and stops it as above without looking at how it ended;
+ * *pid becomes -1. */
+void release_spawned_service(pid_t *pid);
 
 /* A TCP forwarder 127.0.0.1:<port> -> 127.0.0.1:target_port run by a thread
  * of the test process, to take a store away from a service and give it back:
@@ -108,6 +112,8 @@ long long it_now_ms(void);       /* monotonic clock */
 char *it_id(const char *tag);
 /* A string of n copies of c. */
 char *repeat_char(char c, size_t n);
+/* What a file holds from offset to its end (caller frees); asserts it can be read. */
+char *it_file_since(const char *path, long offset);
 
 /* ---- HTTP -------------------------------------------------------------------- */
 
@@ -143,8 +149,12 @@ struct http_resp *http_do(const struct http_req *rq);
 struct http_resp *http_get(const char *path);
 struct http_resp *http_get_as(const char *path, const char *auth);
 struct http_resp *http_get_at(const char *base, const char *path);
+struct http_resp *http_get_at_as(const char *base, const char *path, const char *auth);
 struct http_resp *http_post_json(const char *path, const char *body);
 struct http_resp *http_post_json_as(const char *path, const char *body, const char *auth);
+struct http_resp *http_post_json_at(const char *base, const char *path, const char *body);
+struct http_resp *http_post_json_at_as(const char *base, const char *path, const char *body,
+                                       const char *auth);
 struct http_resp *http_post_json_idem(const char *path, const char *body, const char *key);
 struct http_resp *http_request(const char *method, const char *path, const char *content_type,
                                const char *body, size_t len);
@@ -248,6 +258,9 @@ char *pg_log_since(long offset);
 int pg_store_port(void);
 int redis_store_port(void);
 char *pg_url_via(int port);
+/* The test database's conninfo with dbname (NULL: its own) and, when port > 0,
+ * host and port replaced by 127.0.0.1:port. */
+char *pg_conninfo(const char *dbname, int port);
 char *redis_url_via(int port);
 
 /* Redis on the test db; printf-style hiredis commands. */

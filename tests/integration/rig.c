@@ -135,36 +135,6 @@ char *rig_admin_value(const char *sql, const char *const *params)
     return v;
 }
 
-char *rig_conninfo(const char *dbname, int port)
-{
-    const char *url = getenv("EVENTTRACK_DATABASE_URL");
-    char *err = NULL;
-    PQconninfoOption *o = PQconninfoParse(url && *url ? url : IT_DEFAULT_DATABASE_URL, &err);
-    cr_assert(o, "cannot parse EVENTTRACK_DATABASE_URL: %s", err ? err : "");
-    char *s = port > 0 ? fmt("host=127.0.0.1 port=%d", port) : it_strdup("");
-    for (PQconninfoOption *x = o; x->keyword; x++) {
-        if (!x->val || !*x->val || !strcmp(x->keyword, "dbname") ||
-            (port > 0 && (!strcmp(x->keyword, "host") || !strcmp(x->keyword, "hostaddr") ||
-                          !strcmp(x->keyword, "port"))))
-            continue;
-        char *v = it_malloc(2 * strlen(x->val) + 1), *d = v;
-        for (const char *q = x->val; *q; q++) {
-            if (*q == '\'' || *q == '\\')
-                *d++ = '\\';
-            *d++ = *q;
-        }
-        *d = '\0';
-        char *next = fmt("%s %s='%s'", s, x->keyword, v);
-        free(v);
-        free(s);
-        s = next;
-    }
-    PQconninfoFree(o);
-    char *full = fmt("%s dbname='%s'", s, dbname);
-    free(s);
-    return full;
-}
-
 /* Scratch databases of this suite's runs that were killed before their .fini:
  * gone after an hour (a younger one may belong to a run still going). */
 static void drop_stale_databases(void)
@@ -191,7 +161,7 @@ void rig_db_create(bool hold)
     char *err = admin_exec(fmt("CREATE DATABASE \"%s\"", rig.db_name));
     cr_assert(err == NULL, "CREATE DATABASE %s failed (the test role needs CREATEDB): %s", rig.db_name, err);
     free(admin_exec(fmt("COMMENT ON DATABASE \"%s\" IS '%lld'", rig.db_name, (long long)time(NULL))));
-    rig.db_url = rig_conninfo(rig.db_name, 0);
+    rig.db_url = pg_conninfo(rig.db_name, 0);
 
     char *env_db = fmt("EVENTTRACK_DATABASE_URL=%s", rig.db_url);
     const char *argv[] = {ET_BINARY_PATH, "migrate", NULL};

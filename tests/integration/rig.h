@@ -65,9 +65,6 @@ void rig_pause_ms(long ms);
 /* One value of a query on the shared test database (params NULL-terminated,
  * may be NULL); NULL for SQL NULL or no single row; asserts on errors. */
 char *rig_admin_value(const char *sql, const char *const *params);
-/* The test database's conninfo with another database name, and (port > 0)
- * host and port replaced by 127.0.0.1:port, to go through a proxy. */
-char *rig_conninfo(const char *dbname, int port);
 /* Creates and migrates the scratch database. hold: keep a connection to it
  * for rig_db_query (false: each rig_db_ll connects and disconnects at once,
  * for tests that count the database's backends or transactions). */

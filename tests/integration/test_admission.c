@@ -98,25 +98,12 @@ static char *start(const char *const *args)
     return base;
 }
 
-static struct http_resp *get_as(const char *base, const char *path, const char *key)
-{
-    struct http_req rq = {.method = "GET", .path = path, .auth = key, .base = base};
-    return http_do(&rq);
-}
-
-static struct http_resp *post_as(const char *base, const char *path, const char *body, const char *key)
-{
-    struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                          .auth = key, .base = base};
-    return http_do(&rq);
-}
-
 /* An organization with its first key, made with the admin key. */
 static char *org_at(const char *base, char **api_key)
 {
     char *id = it_id("org");
-    struct http_resp *r = post_as(base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"Adm %s\"}", id, id),
-                                  NULL);
+    struct http_resp *r =
+        http_post_json_at_as(base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"Adm %s\"}", id, id), NULL);
     EXPECT_JSON(r, 201);
     *api_key = it_strdup(jstr(resp_json(r), "api_key"));
     http_resp_free(r);
@@ -140,7 +127,7 @@ Test(admission, an_unknown_key_repeated_costs_postgresql_a_bounded_number_of_loo
     long long c0 = settled_commits();
     char *b = start(args);
     for (int i = 0; i < DISTINCT; i++) {
-        struct http_resp *r = get_as(b, "/v1/organizations/org_none", unknown_token());
+        struct http_resp *r = http_get_at_as(b, "/v1/organizations/org_none", unknown_token());
         EXPECT_PROBLEM(r, 401, "invalid-token");
         http_resp_free(r);
     }
@@ -154,7 +141,7 @@ Test(admission, an_unknown_key_repeated_costs_postgresql_a_bounded_number_of_loo
     b = start(args);
     char *token = unknown_token();
     for (int i = 0; i < REPEATS; i++) {
-        struct http_resp *r = get_as(b, "/v1/organizations/org_none", token);
+        struct http_resp *r = http_get_at_as(b, "/v1/organizations/org_none", token);
         EXPECT_PROBLEM(r, 401, "invalid-token");
         cr_assert(r->www_authenticate && strncmp(r->www_authenticate, "Bearer", 6) == 0);
         http_resp_free(r);
@@ -174,7 +161,7 @@ Test(admission, an_unknown_key_repeated_costs_postgresql_a_bounded_number_of_loo
 static int failures_until_refused(const char *base, const char *path, int bound, long max_retry, long *retry)
 {
     for (int failed = 0; failed < bound; failed++) {
-        struct http_resp *r = get_as(base, path, unknown_token());
+        struct http_resp *r = http_get_at_as(base, path, unknown_token());
         if (r->status == 429) {
             EXPECT_PROBLEM(r, 429, "too-many-failed-authentications");
             char *end = NULL;
@@ -210,7 +197,7 @@ Test(admission, failed_authentications_per_address_then_429_without_a_lookup)
     int looked_up = 0;
     struct http_resp *r;
     for (int i = 0; i < MORE; i++) {
-        r = get_as(b, path, unknown_token());
+        r = http_get_at_as(b, path, unknown_token());
         if (r->status == 401)
             looked_up++;
         else
@@ -220,14 +207,14 @@ Test(admission, failed_authentications_per_address_then_429_without_a_lookup)
     cr_assert(looked_up <= LIMIT, "%d of %d unknown keys from a refused address were looked up", looked_up, MORE);
     /* A valid organization key from this address waits with the rest (telling
      * it apart would take the lookup); the admin key is never refused. */
-    r = get_as(b, path, key);
+    r = http_get_at_as(b, path, key);
     cr_assert(r->status == 429 || looked_up > 0, "a valid key from a refused address got %ld", r->status);
     http_resp_free(r);
-    r = get_as(b, path, NULL);
+    r = http_get_at_as(b, path, NULL);
     EXPECT_JSON(r, 200);
     http_resp_free(r);
     /* A missing key costs nothing and is not counted: still a plain 401. */
-    r = get_as(b, path, "");
+    r = http_get_at_as(b, path, "");
     EXPECT_STATUS(r, 401);
     http_resp_free(r);
     stop_service();
@@ -243,10 +230,10 @@ Test(admission, failed_authentications_per_address_then_429_without_a_lookup)
     b = start(short_args);
     (void)failures_until_refused(b, path, 10 * LIMIT, 2, &retry);
     rig_pause_ms(retry * 1000 + 100);
-    r = get_as(b, path, key);
+    r = http_get_at_as(b, path, key);
     EXPECT_JSON(r, 200);
     http_resp_free(r);
-    r = get_as(b, path, unknown_token());
+    r = http_get_at_as(b, path, unknown_token());
     EXPECT_PROBLEM(r, 401, "invalid-token");
     http_resp_free(r);
 }
@@ -284,14 +271,14 @@ static long long redis_full(char **base, const char *const *args, char **key, ch
     *base = start(args);
     *org = org_at(*base, key);
     char *evt = it_id("evt");
-    struct http_resp *r = post_as(*base, "/v1/events",
-                                  fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"E\"}", evt, *org),
-                                  NULL);
+    struct http_resp *r =
+        http_post_json_at_as(*base, "/v1/events",
+                             fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"E\"}", evt, *org), NULL);
     EXPECT_JSON(r, 201);
     *ses = it_id("ses");
-    r = post_as(*base, "/v1/sessions",
-                fmt("{\"id\":\"%s\",\"event_id\":\"%s\",\"title\":\"T\",\"speaker_id\":\"spk\"}", *ses, evt),
-                NULL);
+    r = http_post_json_at_as(
+        *base, "/v1/sessions",
+        fmt("{\"id\":\"%s\",\"event_id\":\"%s\",\"title\":\"T\",\"speaker_id\":\"spk\"}", *ses, evt), NULL);
     EXPECT_JSON(r, 201);
     freeReplyObject(rig_redis_any("CONFIG SET maxmemory 1"));
     redisReply *oom = rig_redis_any("SET probe 1");
@@ -325,7 +312,7 @@ Test(admission, with_redis_refusing_writes_the_rate_limit_still_limits)
     struct http_resp *r;
     long retry = 0;
     for (int i = 0; i < 3 * RATE && retry == 0; i++) {
-        r = get_as(b, path, key);
+        r = http_get_at_as(b, path, key);
         if (r->status == 429) {
             EXPECT_PROBLEM(r, 429, "rate-limited");
             retry = strtol(r->retry_after, NULL, 10);
@@ -339,7 +326,7 @@ Test(admission, with_redis_refusing_writes_the_rate_limit_still_limits)
     rig_pause_ms(retry * 1000 + 100);
     int admitted = 0;
     for (long status = 200; status == 200 && admitted <= 4 * RATE;) {
-        r = get_as(b, path, key);
+        r = http_get_at_as(b, path, key);
         status = r->status;
         if (status == 429)
             EXPECT_PROBLEM(r, 429, "rate-limited");
@@ -364,18 +351,18 @@ Test(admission, with_redis_refusing_writes_the_ingest_quota_still_holds)
 
     /* 3 views pass, the next 3 are refused whole (nothing logged), 1 more fits. */
     char *ids_a[3], *ids_b[3], *ids_c[1];
-    struct http_resp *r = post_as(b, "/v1/analytics/events", view_batch(ses, 3, ids_a), key);
+    struct http_resp *r = http_post_json_at_as(b, "/v1/analytics/events", view_batch(ses, 3, ids_a), key);
     EXPECT_JSON(r, 200);
     EXPECT_INT(resp_json(r), "accepted", 3);
-    r = post_as(b, "/v1/analytics/events", view_batch(ses, 3, ids_b), key);
+    r = http_post_json_at_as(b, "/v1/analytics/events", view_batch(ses, 3, ids_b), key);
     EXPECT_PROBLEM(r, 429, "ingest-quota-exceeded");
     cr_assert(r->retry_after && atol(r->retry_after) >= 1 && atol(r->retry_after) <= 86400,
               "Retry-After %s: the seconds to 00:00 UTC expected", r->retry_after ? r->retry_after : "none");
     cr_assert_eq(logged(ids_b, 3), 0, "a batch refused by the quota logged some of its envelopes");
-    r = post_as(b, "/v1/analytics/events", view_batch(ses, 1, ids_c), key);
+    r = http_post_json_at_as(b, "/v1/analytics/events", view_batch(ses, 1, ids_c), key);
     EXPECT_JSON(r, 200);
     cr_assert_eq(logged(ids_a, 3) + logged(ids_c, 1), QUOTA);
-    r = post_as(b, "/v1/analytics/events", view_batch(ses, 1, ids_c), key);
+    r = http_post_json_at_as(b, "/v1/analytics/events", view_batch(ses, 1, ids_c), key);
     EXPECT_PROBLEM(r, 429, "ingest-quota-exceeded");
     cr_assert_eq(rig_db_ll("SELECT count(*) FROM analytics_events WHERE organization_id = $1", PG_PARAMS(org)), QUOTA);
     expect_keys(keys_before);

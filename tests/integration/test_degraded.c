@@ -38,13 +38,6 @@ static void expect_unavailable(struct http_resp *r)
               r->what, r->retry_after ? r->retry_after : "none");
 }
 
-static struct http_resp *post_at(const char *base, const char *path, const char *body)
-{
-    struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                          .base = base};
-    return http_do(&rq);
-}
-
 static char *registration(const char *ses, const char *org)
 {
     return fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
@@ -70,7 +63,7 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
 
     struct http_resp *r = http_get_at(b, "/readyz");
     EXPECT_JSON(r, 200);
-    r = post_at(b, "/v1/registrations", registration(ses, org));
+    r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
     EXPECT_JSON(r, 201);
 
     proxy_cut(px);
@@ -83,7 +76,7 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
     r = http_get_at(b, "/healthz");
     EXPECT_JSON(r, 200);
     for (int i = 0; i < 3; i++) { /* every worker's connection, not just the first */
-        r = post_at(b, "/v1/registrations", registration(ses, org));
+        r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
         expect_unavailable(r);
     }
     char *opath = fmt("/v1/organizations/%s", org);
@@ -108,7 +101,7 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
     for (int i = 0; i < 100 && status != 201; i++) {
         if (i)
             pause_ms(100);
-        r = post_at(b, "/v1/registrations", registration(ses, org));
+        r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
         status = r->status;
         if (status != 201)
             expect_unavailable(r);
@@ -175,7 +168,7 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
     expect_unavailable(r);
 
     for (int i = 0; i < 3; i++) {
-        r = post_at(b, "/v1/registrations", registration(ses, org));
+        r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
         EXPECT_JSON(r, 201);
     }
     cr_assert_eq(get_balance(org), 2);
@@ -185,9 +178,9 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
     char *view = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
                      "\"payload\":{\"session_id\":\"%s\"}}",
                      vid, it_id("att"), ses);
-    r = post_at(b, "/v1/analytics/events", view);
+    r = http_post_json_at(b, "/v1/analytics/events", view);
     EXPECT_JSON(r, 201);
-    r = post_at(b, "/v1/analytics/events", view);
+    r = http_post_json_at(b, "/v1/analytics/events", view);
     EXPECT_JSON(r, 200);
     cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 AND leaderboard_event_id = $2",
                        PG_PARAMS(vid, evt)),

@@ -79,18 +79,11 @@ TestSuite(faults, .init = faults_init, .fini = rig_fini, .timeout = 90);
 
 /* ---- HTTP against a spawned service ------------------------------------------------- */
 
-static struct http_resp *post_at(const char *base, const char *path, const char *body)
-{
-    struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                          .base = base};
-    return http_do(&rq);
-}
-
 static char *org_at(const char *base)
 {
     char *id = it_id("org");
-    struct http_resp *r =
-        post_at(base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"Faults %s\",\"credits\":100}", id, id));
+    struct http_resp *r = http_post_json_at(
+        base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"Faults %s\",\"credits\":100}", id, id));
     EXPECT_JSON(r, 201);
     http_resp_free(r);
     return id;
@@ -99,9 +92,9 @@ static char *org_at(const char *base)
 static char *event_at(const char *base, const char *org)
 {
     char *id = it_id("evt");
-    struct http_resp *r = post_at(base, "/v1/events",
-                                  fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"Conference %s\"}", id,
-                                      org, id));
+    struct http_resp *r = http_post_json_at(
+        base, "/v1/events",
+        fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"Conference %s\"}", id, org, id));
     EXPECT_JSON(r, 201);
     http_resp_free(r);
     return id;
@@ -110,9 +103,10 @@ static char *event_at(const char *base, const char *org)
 static char *session_at(const char *base, const char *evt, const char *speaker)
 {
     char *id = it_id("ses");
-    struct http_resp *r = post_at(base, "/v1/sessions",
-                                  fmt("{\"id\":\"%s\",\"event_id\":\"%s\",\"title\":\"Talk %s\",\"speaker_id\":\"%s\"}",
-                                      id, evt, id, speaker));
+    struct http_resp *r = http_post_json_at(
+        base, "/v1/sessions",
+        fmt("{\"id\":\"%s\",\"event_id\":\"%s\",\"title\":\"Talk %s\",\"speaker_id\":\"%s\"}", id, evt, id,
+            speaker));
     EXPECT_JSON(r, 201);
     http_resp_free(r);
     return id;
@@ -523,18 +517,18 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     struct proxy *px = proxy_start(pg_store_port());
     const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
-    pid_t pid = rig_service(rig_conninfo(rig.db_name, proxy_port(px)), 0, args, NULL, &b);
+    pid_t pid = rig_service(pg_conninfo(rig.db_name, proxy_port(px)), 0, args, NULL, &b);
 
     char *org = org_at(b);
     char *evt = event_at(b, org);
     char *spk = it_id("spk");
     char *ses = session_at(b, evt, spk);
     char *pre = it_id("pre");
-    expect_batch(post_at(b, "/v1/analytics/events", batch_body(pre, ses, 3)), 3, 0);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batch_body(pre, ses, 3)), 3, 0);
     char *reg_body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
                          "\"ticket_type\":\"standard\",\"price_paid\":1}",
                          ses, it_id("user"), org);
-    EXPECT_JSON(post_at(b, "/v1/registrations", reg_body), 201);
+    EXPECT_JSON(http_post_json_at(b, "/v1/registrations", reg_body), 201);
     cr_assert_eq(own_score(evt, spk), 3);
 
     proxy_cut(px);
@@ -552,9 +546,9 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     char *batch_prefix = it_id("cutb");
     char *batch = batch_body(batch_prefix, ses, 3);
     for (int i = 0; i < 3; i++) { /* every worker thread's connection, not just one */
-        expect_unavailable(post_at(b, "/v1/registrations", late_reg));
-        expect_unavailable(post_at(b, "/v1/analytics/events", single));
-        expect_unavailable(post_at(b, "/v1/analytics/events", batch));
+        expect_unavailable(http_post_json_at(b, "/v1/registrations", late_reg));
+        expect_unavailable(http_post_json_at(b, "/v1/analytics/events", single));
+        expect_unavailable(http_post_json_at(b, "/v1/analytics/events", batch));
     }
 
     /* Reads of the board are Redis only. */
@@ -580,7 +574,7 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     for (int i = 0; i < 200 && status != 201; i++) {
         if (i)
             rig_pause_ms(50);
-        r = post_at(b, "/v1/analytics/events", single);
+        r = http_post_json_at(b, "/v1/analytics/events", single);
         status = r->status;
         if (status != 201)
             expect_unavailable(r);
@@ -588,8 +582,8 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     cr_assert_eq(status, 201, "the service did not take writes again within 10 s of PostgreSQL coming back");
     long long recovered = it_now_ms() - t0;
     /* 201 and "accepted": PostgreSQL had stored none of the refused posts. */
-    expect_batch(post_at(b, "/v1/analytics/events", batch), 3, 0);
-    EXPECT_JSON(post_at(b, "/v1/registrations", late_reg), 201);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batch), 3, 0);
+    EXPECT_JSON(http_post_json_at(b, "/v1/registrations", late_reg), 201);
     r = http_get_at(b, "/readyz");
     EXPECT_JSON(r, 200);
     EXPECT_STR(resp_json(r), "postgres", "ok");
@@ -889,7 +883,7 @@ Test(faults, process_dies_between_commit_and_redis_and_the_board_converges)
     char *vid = it_id("view");
     char *view = view_body(vid, ses);
 
-    struct http_resp *r = post_at(fb, "/v1/analytics/events", view);
+    struct http_resp *r = http_post_json_at(fb, "/v1/analytics/events", view);
     if (r->status != 0) {
         http_close();
         rig_stop_service(faulty);
@@ -932,7 +926,7 @@ Test(faults, process_dies_between_commit_and_redis_and_the_board_converges)
     cr_assert_eq(outbox_rows(evt), 0);
 
     /* The client's retry is a duplicate, and counts nothing. */
-    r = post_at(b, "/v1/analytics/events", view);
+    r = http_post_json_at(b, "/v1/analytics/events", view);
     EXPECT_JSON(r, 200);
     bool dup = false;
     cr_assert(jbool(resp_json(r), "duplicate", &dup) && dup, "the retry was not reported as a duplicate: %s",
@@ -966,13 +960,14 @@ Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
     char *evt = event_at(b, org);
     char *spk[2] = {it_id("spk"), it_id("spk")};
     char *ses[2] = {session_at(b, evt, spk[0]), session_at(b, evt, spk[1])};
-    expect_batch(post_at(b, "/v1/analytics/events", batch_body(it_id("base"), ses[0], 2)), 2, 0);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batch_body(it_id("base"), ses[0], 2)), 2, 0);
     cr_assert(await_convergence(evt, 3000) >= 0, "the board did not settle before the cut");
 
     proxy_cut(px);
     char *prefix = it_id("stale");
     for (int i = 0; i < STALE_VIEWS; i++) {
-        struct http_resp *r = post_at(b, "/v1/analytics/events", view_body(fmt("%s_%d", prefix, i), ses[i % 4 == 3]));
+        struct http_resp *r =
+            http_post_json_at(b, "/v1/analytics/events", view_body(fmt("%s_%d", prefix, i), ses[i % 4 == 3]));
         EXPECT_JSON(r, 201);
         http_resp_free(r);
     }
@@ -1031,10 +1026,10 @@ Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
     char *batches[3];
     for (int i = 0; i < 3; i++) {
         batches[i] = batch_body(it_id("fl"), ses[i], (size_t)(12 - 3 * i));
-        expect_batch(post_at(b, "/v1/analytics/events", batches[i]), 12 - 3 * i, 0);
+        expect_batch(http_post_json_at(b, "/v1/analytics/events", batches[i]), 12 - 3 * i, 0);
     }
     for (int i = 0; i < 5; i++)
-        EXPECT_JSON(post_at(b, "/v1/analytics/events", view_body(it_id("fls"), ses[2])), 201);
+        EXPECT_JSON(http_post_json_at(b, "/v1/analytics/events", view_body(it_id("fls"), ses[2])), 201);
     cr_assert(await_convergence(evt, 3000) >= 0, "the board did not settle before FLUSHALL");
     cr_assert_eq(own_score(evt, spk[0]), 12);
     cr_assert_eq(own_score(evt, spk[2]), 6 + 5);
@@ -1060,7 +1055,7 @@ Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
     cr_assert(own_epoch() > 0, "no epoch marker after the rebuild");
 
     /* Retries after the rebuild are duplicates, and count nothing. */
-    expect_batch(post_at(b, "/v1/analytics/events", batches[0]), 0, 12);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batches[0]), 0, 12);
     rig_pause_ms(2 * 200 + 100);
     cr_assert_eq(own_score(evt, spk[0]), 12);
     expect_served_board(b, evt);
@@ -1109,12 +1104,12 @@ Test(faults, redis_loss_followed_at_once_by_traffic_is_still_detected)
     char *spk[2] = {it_id("spk"), it_id("spk")};
     char *ses[2] = {session_at(b, evt, spk[0]), session_at(b, evt, spk[1])};
     for (int i = 0; i < 4; i++)
-        expect_batch(post_at(b, "/v1/analytics/events", batch_body(it_id("lb"), ses[0], 10)), 10, 0);
+        expect_batch(http_post_json_at(b, "/v1/analytics/events", batch_body(it_id("lb"), ses[0], 10)), 10, 0);
     cr_assert(await_convergence(evt, 5000) >= 0, "the board did not settle before the loss");
 
     /* Start right after a worker pass (the outbox row of one view drained),
      * so the burst below lands well before the next one. */
-    EXPECT_JSON(post_at(b, "/v1/analytics/events", view_body(it_id("mark"), ses[0])), 201);
+    EXPECT_JSON(http_post_json_at(b, "/v1/analytics/events", view_body(it_id("mark"), ses[0])), 201);
     long long t = it_now_ms();
     while (outbox_rows(evt) > 0 && it_now_ms() - t < 3 * BURST_SYNC_MS)
         rig_pause_ms(2);

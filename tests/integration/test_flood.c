@@ -48,10 +48,7 @@ static pid_t g_pid = -1;
 
 static void stop_service(void)
 {
-    if (g_pid > 0) {
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
 }
 
 TestSuite(flood, .init = it_setup, .fini = stop_service, .timeout = 90);

@@ -46,11 +46,7 @@ static int g_port;
 
 static void stop_service(void)
 {
-    if (g_pid > 0) {
-        http_close();
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
 }
 
 TestSuite(framing, .init = it_setup, .fini = stop_service, .timeout = 90);

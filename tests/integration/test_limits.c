@@ -40,11 +40,7 @@ static pid_t g_pid = -1;
 
 static void stop_service(void)
 {
-    if (g_pid > 0) {
-        http_close();
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
 }
 
 TestSuite(limits, .init = it_setup, .fini = stop_service, .timeout = 60);
