@@ -171,6 +171,32 @@ struct http_par {
 };
 void http_parallel(struct http_par *reqs, size_t n);
 
+/* ---- raw HTTP on a TCP socket (raw.c) ---------------------------------------- */
+
+/* For requests libcurl will not send and answers it would hide. */
+int raw_port(const char *base);  /* the port of a base URL */
+/* A loopback TCP connection, or -1 with errno; a non-blocking one may still
+ * be connecting. Blocking sends on it give up after 10 s. Caller closes. */
+int raw_try_connect(int port, bool nonblocking);
+int raw_connect(int port);       /* the same, blocking, asserting it connected */
+/* Sends all of data; false when the server closed or reset first. */
+bool raw_send(int fd, const char *data, size_t len);
+
+struct raw_resp {
+    int status;          /* 0: no complete response */
+    char head[4096];     /* status line and headers */
+    char body[4096];     /* NUL-terminated */
+    bool closed;         /* the server ended the stream (EOF or reset) */
+    bool partial;        /* not closed, but part of a response came before the timeout */
+    char error[64];      /* why no response: "closed", a reset's strerror, "timeout" */
+};
+/* Reads one response (head and Content-Length body) within timeout_ms;
+ * asserts that nothing follows it. */
+void raw_read(int fd, int timeout_ms, struct raw_resp *r);
+/* After a response: does the server end the stream within timeout_ms, sending
+ * nothing more? When it does send, extra holds what came (NUL-terminated). */
+bool raw_closed_after(int fd, int timeout_ms, char *extra, size_t extra_size);
+
 /* ---- JSON -------------------------------------------------------------------- */
 
 /* The parsed body (NULL if not JSON); owned by r. */
