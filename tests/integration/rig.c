@@ -120,21 +120,6 @@ static char *admin_exec(const char *sql)
     return err;
 }
 
-char *rig_admin_value(const char *sql, const char *const *params)
-{
-    int n = 0;
-    while (params && params[n])
-        n++;
-    PGresult *res = PQexecParams(admin_db(), sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    cr_assert(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n  %s", sql,
-              PQresultErrorMessage(res));
-    char *v = st == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
-                  ? it_strdup(PQgetvalue(res, 0, 0)) : NULL;
-    PQclear(res);
-    return v;
-}
-
 /* Scratch databases of this suite's runs that were killed before their .fini:
  * gone after an hour (a younger one may belong to a run still going). */
 static void drop_stale_databases(void)

@@ -40,7 +40,7 @@ struct rig {
     const char *name;         /* from rig_init, borrowed */
     char *service_log;        /* where spawned services' stderr goes */
     char *redis_log;          /* where redis-server's output goes */
-    PGconn *admin;            /* the shared test database: CREATE / DROP DATABASE, statistics */
+    PGconn *admin;            /* the shared test database: CREATE / DROP DATABASE */
     char *db_name;            /* scratch database, NULL when none */
     char *db_url;             /* its conninfo, for services */
     PGconn *db;               /* held connection to it (rig_db_create(true)), else NULL */
@@ -62,9 +62,6 @@ void rig_pause_ms(long ms);
 
 /* ---- the scratch database ---- */
 
-/* One value of a query on the shared test database (params NULL-terminated,
- * may be NULL); NULL for SQL NULL or no single row; asserts on errors. */
-char *rig_admin_value(const char *sql, const char *const *params);
 /* Creates and migrates the scratch database. hold: keep a connection to it
  * for rig_db_query (false: each rig_db_ll connects and disconnects at once,
  * for tests that count the database's backends or transactions). */

@@ -45,8 +45,8 @@ static long long settled_commits(void)
     const char *const p[] = {rig.db_name, NULL};
     long long deadline = it_now_ms() + 10000, last = -1;
     while (it_now_ms() < deadline) {
-        char *busy = rig_admin_value("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", p);
-        char *v = rig_admin_value("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", p);
+        char *busy = pg_text("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", p);
+        char *v = pg_text("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", p);
         long long now = v ? atoll(v) : -1;
         bool idle = busy && atoll(busy) == 0;
         free(busy);
