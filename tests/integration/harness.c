@@ -66,6 +66,13 @@ char *repeat_char(char c, size_t n)
     return s;
 }
 
+void it_pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 char *it_file_since(const char *path, long offset)
 {
     FILE *f = fopen(path, "r");

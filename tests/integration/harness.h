@@ -108,6 +108,7 @@ char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
 char *it_strdup(const char *s);  /* aborts when out of memory; NULL gives "" */
 void *it_malloc(size_t n);       /* aborts when out of memory */
 long long it_now_ms(void);       /* monotonic clock */
+void it_pause_ms(long ms);       /* sleeps ms milliseconds, resuming after signals */
 /* A fresh id "<tag>_<run>_<pid>_<n>" unique across tests and runs. */
 char *it_id(const char *tag);
 /* A string of n copies of c. */

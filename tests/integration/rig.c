@@ -87,13 +87,6 @@ void rig_fini(void)
     rig.name = name;
 }
 
-void rig_pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* ---- the scratch database ---------------------------------------------------------- */
 
 static PGconn *admin_db(void)
@@ -304,7 +297,7 @@ static bool redis_await(void)
         if (up)
             return true;
         rig_redis_drop();
-        rig_pause_ms(10);
+        it_pause_ms(10);
     }
     kill_and_reap(rig.redis_pid);
     rig.redis_pid = 0;
@@ -418,6 +411,6 @@ bool rig_wait_exit(pid_t pid, long long timeout_ms, int *status)
             return true;
         if (it_now_ms() >= deadline)
             return false;
-        rig_pause_ms(5);
+        it_pause_ms(5);
     }
 }

@@ -57,9 +57,6 @@ void rig_init(const char *name);
  * scratch database; reports (never asserts) what it could not undo. */
 void rig_fini(void);
 
-/* Sleeps ms milliseconds, resuming after signals. */
-void rig_pause_ms(long ms);
-
 /* ---- the scratch database ---- */
 
 /* Creates and migrates the scratch database. hold: keep a connection to it

@@ -54,7 +54,7 @@ static long long settled_commits(void)
         if (idle && now == last)
             return now;
         last = idle ? now : -1;
-        rig_pause_ms(300);
+        it_pause_ms(300);
     }
     cr_assert_fail("the scratch database %s did not settle within 10 s", rig.db_name);
     return -1;
@@ -229,7 +229,7 @@ Test(admission, failed_authentications_per_address_then_429_without_a_lookup)
     const char *short_args[] = {"--auth-failure-limit", "10", "--auth-failure-window-seconds", "2", NULL};
     b = start(short_args);
     (void)failures_until_refused(b, path, 10 * LIMIT, 2, &retry);
-    rig_pause_ms(retry * 1000 + 100);
+    it_pause_ms(retry * 1000 + 100);
     r = http_get_at_as(b, path, key);
     EXPECT_JSON(r, 200);
     http_resp_free(r);
@@ -323,7 +323,7 @@ Test(admission, with_redis_refusing_writes_the_rate_limit_still_limits)
     }
     cr_assert(retry >= 1 && retry <= WINDOW, "no 429 with Retry-After 1..%d after %d requests", WINDOW, 3 * RATE);
     /* Until the first 429: RATE + 1 requests, well within the window. */
-    rig_pause_ms(retry * 1000 + 100);
+    it_pause_ms(retry * 1000 + 100);
     int admitted = 0;
     for (long status = 200; status == 200 && admitted <= 4 * RATE;) {
         r = http_get_at_as(b, path, key);

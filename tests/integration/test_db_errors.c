@@ -131,11 +131,6 @@ Test(db_errors, a_statement_postgresql_will_not_run_is_a_500_that_names_nothing)
     free(log);
 }
 
-static void pause_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL);
-}
-
 /* Requests that each need PostgreSQL, in parallel bursts, for about ms. */
 static int load(const char *base, const char *org, int ms)
 {
@@ -195,7 +190,7 @@ Test(db_errors, an_outage_is_logged_once_per_thread_and_again_in_the_next)
         long status = 0;
         for (int i = 0; i < 100 && status != 200; i++) {    /* recovery: at most 10 s */
             if (i)
-                pause_ms(100);
+                it_pause_ms(100);
             r = http_get_at(base, fmt("/v1/organizations/%s", org));
             status = r->status;
         }

@@ -25,12 +25,6 @@ TestSuite(degraded, .init = it_setup, .timeout = 120);
 
 static const char *LOG = ET_IT_LOG_DIR "/integration-service-degraded.log";
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void expect_unavailable(struct http_resp *r)
 {
     EXPECT_PROBLEM(r, 503, "store-unavailable");
@@ -100,7 +94,7 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
     long status = 0;
     for (int i = 0; i < 100 && status != 201; i++) {
         if (i)
-            pause_ms(100);
+            it_pause_ms(100);
         r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
         status = r->status;
         if (status != 201)
@@ -151,7 +145,7 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
      * ADR 0008); then 503. */
     for (r = http_get_at(b, lb); r->status == 200; r = http_get_at(b, lb)) {
         cr_assert_lt(it_now_ms() - cut_ms, 500, "a board still served 0.5 s after Redis was cut");
-        pause_ms(10);
+        it_pause_ms(10);
     }
     expect_unavailable(r);
     r = http_get_at(b, "/readyz");
@@ -190,7 +184,7 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
     long status = 0;
     for (int i = 0; i < 100 && status != 200; i++) {
         if (i)
-            pause_ms(100);
+            it_pause_ms(100);
         r = http_get_at(b, lb);
         status = r->status;
         if (status != 200)

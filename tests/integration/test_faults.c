@@ -240,7 +240,7 @@ static long long await_convergence(const char *evt, long long timeout_ms)
             return it_now_ms() - t0;
         if (it_now_ms() - t0 > timeout_ms)
             return -1;
-        rig_pause_ms(10);
+        it_pause_ms(10);
     }
 }
 
@@ -562,7 +562,7 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     EXPECT_INT(resp_json(r), "score", 3);
 
     /* Nothing PostgreSQL refused reached Redis, not even later (two worker passes). */
-    rig_pause_ms(500);
+    it_pause_ms(500);
     cr_assert_eq(own_score(evt, spk), 3, "the board moved while PostgreSQL refused every write");
     cr_assert_eq(own_applied(evt), 3, "the applied set grew while PostgreSQL refused every write");
 
@@ -573,7 +573,7 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     long status = 0;
     for (int i = 0; i < 200 && status != 201; i++) {
         if (i)
-            rig_pause_ms(50);
+            it_pause_ms(50);
         r = http_post_json_at(b, "/v1/analytics/events", single);
         status = r->status;
         if (status != 201)
@@ -712,7 +712,7 @@ static size_t slow_read(char *dst, size_t size, size_t nmemb, void *ud)
     if (s->off == 0)
         __atomic_store_n(&s->sent_first_ms, it_now_ms(), __ATOMIC_RELEASE);
     else if (s->off < s->len)
-        rig_pause_ms(100);
+        it_pause_ms(100);
     if (n > piece)
         n = piece;
     if (n > s->len - s->off)
@@ -776,16 +776,16 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
         ld[i] = (struct loader){.index = i, .base = b, .session = ses, .evt = evt, .prefix = prefix, .stop = &stop};
         cr_assert(pthread_create(&ld[i].thread, NULL, loader_main, &ld[i]) == 0);
     }
-    rig_pause_ms(500);
+    it_pause_ms(500);
 
     struct slow slow = {.base = b, .body = batch_body(it_id("slow"), ses, SLOW_VIEWS)};
     slow.len = strlen(slow.body);
     cr_assert(pthread_create(&slow.thread, NULL, slow_main, &slow) == 0);
     long long t = it_now_ms();
     while (__atomic_load_n(&slow.sent_first_ms, __ATOMIC_ACQUIRE) == 0 && it_now_ms() - t < 3000)
-        rig_pause_ms(5);
+        it_pause_ms(5);
     cr_assert(__atomic_load_n(&slow.sent_first_ms, __ATOMIC_ACQUIRE) > 0, "the slow batch did not start within 3 s");
-    rig_pause_ms(200); /* its head is surely in: the request is in flight */
+    it_pause_ms(200); /* its head is surely in: the request is in flight */
 
     long long term_at = it_now_ms();
     cr_assert(kill(pid, SIGTERM) == 0);
@@ -806,7 +806,7 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
             break;
         }
         http_resp_free(r);
-        rig_pause_ms(10);
+        it_pause_ms(10);
     }
     atomic_store(&stop, true);
     http_close();
@@ -931,7 +931,7 @@ Test(faults, process_dies_between_commit_and_redis_and_the_board_converges)
     bool dup = false;
     cr_assert(jbool(resp_json(r), "duplicate", &dup) && dup, "the retry was not reported as a duplicate: %s",
               r->body);
-    rig_pause_ms(2 * 200 + 100); /* two worker passes */
+    it_pause_ms(2 * 200 + 100); /* two worker passes */
     cr_assert_eq(own_score(evt, spk), 1, "the retry changed the score");
     cr_assert_eq(logged_views(evt), 1);
     expect_served_board(b, evt);
@@ -986,7 +986,7 @@ Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
             caught_up = it_now_ms() - restored;
             break;
         }
-        rig_pause_ms(5);
+        it_pause_ms(5);
     }
     long long bound = 2 * STALE_SYNC_MS + 1000;
     fprintf(stderr, "faults: staleness: %d views logged while Redis was cut off were on the board %lld ms after it"
@@ -1056,7 +1056,7 @@ Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
 
     /* Retries after the rebuild are duplicates, and count nothing. */
     expect_batch(http_post_json_at(b, "/v1/analytics/events", batches[0]), 0, 12);
-    rig_pause_ms(2 * 200 + 100);
+    it_pause_ms(2 * 200 + 100);
     cr_assert_eq(own_score(evt, spk[0]), 12);
     expect_served_board(b, evt);
     fprintf(stderr, "faults: FLUSHALL: board rebuilt exactly %lld ms after the flush (leaderboard_sync_ms 200)\n",
@@ -1112,7 +1112,7 @@ Test(faults, redis_loss_followed_at_once_by_traffic_is_still_detected)
     EXPECT_JSON(http_post_json_at(b, "/v1/analytics/events", view_body(it_id("mark"), ses[0])), 201);
     long long t = it_now_ms();
     while (outbox_rows(evt) > 0 && it_now_ms() - t < 3 * BURST_SYNC_MS)
-        rig_pause_ms(2);
+        it_pause_ms(2);
     cr_assert_eq(outbox_rows(evt), 0, "the worker did not drain the outbox");
     long long epoch_before = own_epoch();
 

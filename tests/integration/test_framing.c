@@ -66,12 +66,6 @@ static char *start(const char *const *args)
     return base;
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- raw HTTP ------------------------------------------------------------------ */
 
 static const char *admin_auth(void)
@@ -288,7 +282,7 @@ Test(framing, a_client_that_sends_2_mib_without_expect_reads_the_413_and_the_401
          * back while the rest of the body is still on its way. */
         size_t first = 64 * 1024, rest = size - strlen(create) - first;
         bool sent = raw_send(fd, head, strlen(head)) && raw_send(fd, pad, first);
-        pause_ms(300);
+        it_pause_ms(300);
         sent = sent && raw_send(fd, pad, rest);
         struct raw_resp r;
         raw_read(fd, 5000, &r);
@@ -334,7 +328,7 @@ Test(framing, bodies_over_the_budget_get_503_with_retry_after_until_one_ends)
     for (int chunked = 0; chunked < 2; chunked++) {
         /* One body of 4000 bytes is being received: 4001 of 6000 reserved. */
         int holder = half_sent(4000, 10, false);
-        pause_ms(200);
+        it_pause_ms(200);
         char *id = it_id("bud");
         char *body = org_body(id, 2500);
         char *req = chunked ? fmt("POST /v1/organizations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
@@ -356,7 +350,7 @@ Test(framing, bodies_over_the_budget_get_503_with_retry_after_until_one_ends)
         bool served = false;
         for (int i = 0; i < 50 && !served; i++) {
             if (i)
-                pause_ms(100);
+                it_pause_ms(100);
             struct http_req rq = {.method = "POST", .path = "/v1/organizations", .content_type = "application/json",
                                   .body = body, .len = 2500, .chunked = chunked, .base = b};
             struct http_resp *ok = http_do(&rq);
@@ -448,7 +442,7 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
             more = more || sent[i] < MEM_BODY / 2;
         }
         if (more)
-            pause_ms(1);
+            it_pause_ms(1);
     }
     size_t held = 0;
     for (int i = 0; i < MEM_CONNS; i++)
@@ -457,7 +451,7 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
      * (the last of it may still be in flight: give it a moment). */
     struct http_resp *h = http_get_at(b, "/healthz");
     EXPECT_JSON(h, 200);
-    pause_ms(500);
+    it_pause_ms(500);
     long long peak = vm_kb(g_pid, "VmHWM"), now = vm_kb(g_pid, "VmRSS");
     cr_log_info("memory: VmRSS %lld kB before, %lld kB with %zu bodies half-sent (%d refused), peak %lld kB",
                 before, now, held, busy, peak);
@@ -474,7 +468,7 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
     bool served = false;
     for (int i = 0; i < 50 && !served; i++) {
         if (i)
-            pause_ms(100);
+            it_pause_ms(100);
         struct http_req rq = {.method = "POST", .path = "/v1/organizations", .content_type = "application/json",
                               .body = body, .len = MEM_BODY, .base = b};
         struct http_resp *ok = http_do(&rq);

@@ -51,12 +51,6 @@ static char *start(const char *const *args)
     return base;
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static struct http_resp *post_at(const char *base, const char *path, const char *body, size_t len, bool chunked)
 {
     struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
@@ -301,7 +295,7 @@ Test(limits, per_ip_connection_limit_closes_the_extra_connection)
     bool served = false;
     for (int i = 0; i < 50 && !served; i++) {
         if (i)
-            pause_ms(100);
+            it_pause_ms(100);
         int c = raw_connect(raw_port(b));
         send(c, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL);
         served = raw_read_response(c, 2000, &status) == RAW_ANSWERED && status == 200;
@@ -349,7 +343,7 @@ Test(limits, connection_limit_answers_503_to_the_extra_connection_and_serves_the
     int status = 0;
     for (int i = 0; i < 50 && !served; i++) {
         if (i)
-            pause_ms(100);
+            it_pause_ms(100);
         int c5 = raw_connect(raw_port(b));
         send(c5, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL);
         served = raw_read_response(c5, 2000, &status) == RAW_ANSWERED && status == 200;

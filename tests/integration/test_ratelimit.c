@@ -70,12 +70,6 @@ static char *start(const char *const *env)
     return start_window(env, "3");
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* An organization made over HTTP with its first key; its counter is dropped at the end. */
 static char *limited_org(char **api_key)
 {
@@ -160,7 +154,7 @@ Test(ratelimit, an_organization_gets_the_limit_per_window_then_429_with_retry_af
     cr_assert_eq(redis_ll("EXISTS %s", rl_key("admin")), 0, "the admin key has a rate-limit counter");
 
     /* After the window (Retry-After, then polling): served again, in a new window. */
-    pause_ms((int)retry * 1000 - 200);
+    it_pause_ms((int)retry * 1000 - 200);
     long long deadline = it_now_ms() + 3000;
     long status = 0;
     while (status != 200 && it_now_ms() < deadline) {
@@ -168,7 +162,7 @@ Test(ratelimit, an_organization_gets_the_limit_per_window_then_429_with_retry_af
         status = r->status;
         if (status != 200) {
             expect_limited(r);
-            pause_ms(100);
+            it_pause_ms(100);
         }
     }
     cr_assert_eq(status, 200, "organization %s was still limited %d s after Retry-After: %ld", a, 3, retry);
@@ -304,7 +298,7 @@ Test(ratelimit, with_redis_down_the_process_still_limits)
         cr_assert(window == 0 ? admitted >= LIMIT && admitted <= 2 * LIMIT && limited >= 1 : admitted == LIMIT,
                   "with Redis down, burst %d: %d admitted, %d limited (limit %d per window)", window, admitted,
                   limited, LIMIT);
-        pause_ms((int)retry * 1000 + 100);
+        it_pause_ms((int)retry * 1000 + 100);
     }
 
     /* Redis back: Redis counts again by itself (its counter fills up). */
@@ -319,7 +313,7 @@ Test(ratelimit, with_redis_down_the_process_still_limits)
             EXPECT_JSON(r, 200);
         char *c = redis_text("GET %s", rl_key(org));
         counted = c ? atoll(c) : 0;
-        pause_ms(50);
+        it_pause_ms(50);
     }
     cr_assert(counted >= 1, "Redis did not count again within 10 s of coming back");
 }
