@@ -66,6 +66,27 @@ char *repeat_char(char c, size_t n)
     return s;
 }
 
+void it_pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+char *it_file_since(const char *path, long offset)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long end = ftell(f);
+    long n = end > offset ? end - offset : 0;
+    char *text = it_malloc((size_t)n + 1);
+    fseek(f, offset, SEEK_SET);
+    text[fread(text, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return text;
+}
+
 static unsigned long long random_u64(void)
 {
     unsigned long long v = 0;
@@ -410,7 +431,12 @@ struct http_resp *http_get_as(const char *path, const char *auth)
 
 struct http_resp *http_get_at(const char *base, const char *path)
 {
-    struct http_req rq = {.method = "GET", .path = path, .base = base};
+    return http_get_at_as(base, path, NULL);
+}
+
+struct http_resp *http_get_at_as(const char *base, const char *path, const char *auth)
+{
+    struct http_req rq = {.method = "GET", .path = path, .auth = auth, .base = base};
     return http_do(&rq);
 }
 
@@ -421,8 +447,19 @@ struct http_resp *http_post_json(const char *path, const char *body)
 
 struct http_resp *http_post_json_as(const char *path, const char *body, const char *auth)
 {
+    return http_post_json_at_as(NULL, path, body, auth);
+}
+
+struct http_resp *http_post_json_at(const char *base, const char *path, const char *body)
+{
+    return http_post_json_at_as(base, path, body, NULL);
+}
+
+struct http_resp *http_post_json_at_as(const char *base, const char *path, const char *body,
+                                       const char *auth)
+{
     struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json",
-                          .body = body, .auth = auth};
+                          .body = body, .auth = auth, .base = base};
     return http_do(&rq);
 }
 

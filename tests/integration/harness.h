@@ -80,6 +80,10 @@ pid_t spawn_service(const char *const *extra_args, const char *const *env, const
                     char **base_url);
 /* SIGTERM, then SIGKILL after 15 s; returns the wait status. */
 int stop_spawned_service(pid_t pid);
+/* For a .fini: when *pid > 0, closes this process's kept-alive connections
+ * (see http_close) and stops it as above without looking at how it ended;
+ * *pid becomes -1. */
+void release_spawned_service(pid_t *pid);
 
 /* A TCP forwarder 127.0.0.1:<port> -> 127.0.0.1:target_port run by a thread
  * of the test process, to take a store away from a service and give it back:
@@ -104,10 +108,13 @@ char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
 char *it_strdup(const char *s);  /* aborts when out of memory; NULL gives "" */
 void *it_malloc(size_t n);       /* aborts when out of memory */
 long long it_now_ms(void);       /* monotonic clock */
+void it_pause_ms(long ms);       /* sleeps ms milliseconds, resuming after signals */
 /* A fresh id "<tag>_<run>_<pid>_<n>" unique across tests and runs. */
 char *it_id(const char *tag);
 /* A string of n copies of c. */
 char *repeat_char(char c, size_t n);
+/* What a file holds from offset to its end (caller frees); asserts it can be read. */
+char *it_file_since(const char *path, long offset);
 
 /* ---- HTTP -------------------------------------------------------------------- */
 
@@ -143,8 +150,12 @@ struct http_resp *http_do(const struct http_req *rq);
 struct http_resp *http_get(const char *path);
 struct http_resp *http_get_as(const char *path, const char *auth);
 struct http_resp *http_get_at(const char *base, const char *path);
+struct http_resp *http_get_at_as(const char *base, const char *path, const char *auth);
 struct http_resp *http_post_json(const char *path, const char *body);
 struct http_resp *http_post_json_as(const char *path, const char *body, const char *auth);
+struct http_resp *http_post_json_at(const char *base, const char *path, const char *body);
+struct http_resp *http_post_json_at_as(const char *base, const char *path, const char *body,
+                                       const char *auth);
 struct http_resp *http_post_json_idem(const char *path, const char *body, const char *key);
 struct http_resp *http_request(const char *method, const char *path, const char *content_type,
                                const char *body, size_t len);
@@ -160,6 +171,32 @@ struct http_par {
     struct http_resp *resp;    /* out, owned by the caller */
 };
 void http_parallel(struct http_par *reqs, size_t n);
+
+/* ---- raw HTTP on a TCP socket (raw.c) ---------------------------------------- */
+
+/* For requests libcurl will not send and answers it would hide. */
+int raw_port(const char *base);  /* the port of a base URL */
+/* A loopback TCP connection, or -1 with errno; a non-blocking one may still
+ * be connecting. Blocking sends on it give up after 10 s. Caller closes. */
+int raw_try_connect(int port, bool nonblocking);
+int raw_connect(int port);       /* the same, blocking, asserting it connected */
+/* Sends all of data; false when the server closed or reset first. */
+bool raw_send(int fd, const char *data, size_t len);
+
+struct raw_resp {
+    int status;          /* 0: no complete response */
+    char head[4096];     /* status line and headers */
+    char body[4096];     /* NUL-terminated */
+    bool closed;         /* the server ended the stream (EOF or reset) */
+    bool partial;        /* not closed, but part of a response came before the timeout */
+    char error[64];      /* why no response: "closed", a reset's strerror, "timeout" */
+};
+/* Reads one response (head and Content-Length body) within timeout_ms;
+ * asserts that nothing follows it. */
+void raw_read(int fd, int timeout_ms, struct raw_resp *r);
+/* After a response: does the server end the stream within timeout_ms, sending
+ * nothing more? When it does send, extra holds what came (NUL-terminated). */
+bool raw_closed_after(int fd, int timeout_ms, char *extra, size_t extra_size);
 
 /* ---- JSON -------------------------------------------------------------------- */
 
@@ -248,6 +285,9 @@ char *pg_log_since(long offset);
 int pg_store_port(void);
 int redis_store_port(void);
 char *pg_url_via(int port);
+/* The test database's conninfo with dbname (NULL: its own) and, when port > 0,
+ * host and port replaced by 127.0.0.1:port. */
+char *pg_conninfo(const char *dbname, int port);
 char *redis_url_via(int port);
 
 /* Redis on the test db; printf-style hiredis commands. */

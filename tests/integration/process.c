@@ -486,6 +486,15 @@ int stop_spawned_service(pid_t pid)
     return st;
 }
 
+void release_spawned_service(pid_t *pid)
+{
+    if (*pid > 0) {
+        http_close();
+        stop_spawned_service(*pid);
+        *pid = -1;
+    }
+}
+
 /* ---- a TCP proxy that can be cut ------------------------------------------------- */
 
 #define PROXY_MAX 64

@@ -112,16 +112,7 @@ long pg_log_size(void)
 char *pg_log_since(long offset)
 {
     char *path = pg_log_path();
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "cannot read the PostgreSQL log %s (set ET_IT_PG_LOG)", path);
-    fseek(f, 0, SEEK_END);
-    long end = ftell(f);
-    long n = end > offset ? end - offset : 0;
-    char *text = it_malloc((size_t)n + 1);
-    fseek(f, offset, SEEK_SET);
-    size_t got = fread(text, 1, (size_t)n, f);
-    text[got] = '\0';
-    fclose(f);
+    char *text = it_file_since(path, offset);
     free(path);
     return text;
 }
@@ -202,11 +193,17 @@ int pg_store_port(void)
 
 char *pg_url_via(int port)
 {
+    return pg_conninfo(NULL, port);
+}
+
+char *pg_conninfo(const char *dbname, int port)
+{
     PQconninfoOption *o = pg_url_parts();
-    char *s = fmt("host=127.0.0.1 port=%d", port);
+    char *s = port > 0 ? fmt("host=127.0.0.1 port=%d", port) : it_strdup("");
     for (PQconninfoOption *x = o; x->keyword; x++) {
-        if (!x->val || !*x->val || !strcmp(x->keyword, "host") || !strcmp(x->keyword, "hostaddr") ||
-            !strcmp(x->keyword, "port"))
+        if (!x->val || !*x->val || (dbname && !strcmp(x->keyword, "dbname")) ||
+            (port > 0 && (!strcmp(x->keyword, "host") || !strcmp(x->keyword, "hostaddr") ||
+                          !strcmp(x->keyword, "port"))))
             continue;
         /* key='value' with ' and \\ escaped */
         size_t n = strlen(x->val);
@@ -223,6 +220,11 @@ char *pg_url_via(int port)
         s = next;
     }
     PQconninfoFree(o);
+    if (dbname) {
+        char *full = fmt("%s dbname='%s'", s, dbname);
+        free(s);
+        s = full;
+    }
     return s;
 }
 

@@ -74,28 +74,6 @@ Test(db_errors, values_postgresql_refuses_are_answered_in_the_services_words)
     cr_assert_eq(events_of(user), 0, "a refused envelope was stored");
 }
 
-static struct http_resp *post_at(const char *base, const char *path, const char *body)
-{
-    struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                          .base = base};
-    return http_do(&rq);
-}
-
-/* The part of a log file written after offset (caller frees). */
-static char *log_since(const char *path, long offset)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long end = ftell(f);
-    long n = end > offset ? end - offset : 0;
-    char *text = it_malloc((size_t)n + 1);
-    fseek(f, offset, SEEK_SET);
-    text[fread(text, 1, (size_t)n, f)] = '\0';
-    fclose(f);
-    return text;
-}
-
 static long file_size(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -136,10 +114,10 @@ Test(db_errors, a_statement_postgresql_will_not_run_is_a_500_that_names_nothing)
     char *org = make_org(3);
     char *other = it_id("org");
 
-    struct http_resp *r = post_at(base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"x\"}", other));
+    struct http_resp *r = http_post_json_at(base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"x\"}", other));
     EXPECT_PROBLEM(r, 500, "internal-error");
     EXPECT_NO_INTERNALS(r);
-    r = post_at(base, fmt("/v1/organizations/%s/credits", org), "{\"amount\":5}");
+    r = http_post_json_at(base, fmt("/v1/organizations/%s/credits", org), "{\"amount\":5}");
     EXPECT_PROBLEM(r, 500, "internal-error");
     EXPECT_NO_INTERNALS(r);
     cr_assert_eq(pg_ll("SELECT count(*) FROM organizations WHERE id = $1", PG_PARAMS(other)), 0);
@@ -147,15 +125,10 @@ Test(db_errors, a_statement_postgresql_will_not_run_is_a_500_that_names_nothing)
 
     http_close();
     cr_assert_eq(stop_spawned_service(pid), 0);
-    char *log = log_since(LOG, log_start);
+    char *log = it_file_since(LOG, log_start);
     cr_assert(strstr(log, "25006") && strstr(log, "read-only transaction"),
               "the log does not keep what PostgreSQL said:\n%s", log);
     free(log);
-}
-
-static void pause_ms(int ms)
-{
-    nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL);
 }
 
 /* Requests that each need PostgreSQL, in parallel bursts, for about ms. */
@@ -205,7 +178,7 @@ Test(db_errors, an_outage_is_logged_once_per_thread_and_again_in_the_next)
         long start = file_size(LOG);
         proxy_cut(px);
         int sent = load(base, org, 1500);
-        char *log = log_since(LOG, start);
+        char *log = it_file_since(LOG, start);
         int lines = count_lines_with(log, "postgres");        /* and "PostgreSQL" */
         fprintf(stderr, "db_errors: outage %d: %d request(s), %d log line(s) about PostgreSQL\n", outage, sent,
                 lines);
@@ -217,7 +190,7 @@ Test(db_errors, an_outage_is_logged_once_per_thread_and_again_in_the_next)
         long status = 0;
         for (int i = 0; i < 100 && status != 200; i++) {    /* recovery: at most 10 s */
             if (i)
-                pause_ms(100);
+                it_pause_ms(100);
             r = http_get_at(base, fmt("/v1/organizations/%s", org));
             status = r->status;
         }

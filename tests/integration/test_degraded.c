@@ -25,24 +25,11 @@ TestSuite(degraded, .init = it_setup, .timeout = 120);
 
 static const char *LOG = ET_IT_LOG_DIR "/integration-service-degraded.log";
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void expect_unavailable(struct http_resp *r)
 {
     EXPECT_PROBLEM(r, 503, "store-unavailable");
     cr_assert(r->retry_after && strcmp(r->retry_after, "1") == 0, "%s: 503 without Retry-After: 1 (got %s)",
               r->what, r->retry_after ? r->retry_after : "none");
-}
-
-static struct http_resp *post_at(const char *base, const char *path, const char *body)
-{
-    struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                          .base = base};
-    return http_do(&rq);
 }
 
 static char *registration(const char *ses, const char *org)
@@ -70,7 +57,7 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
 
     struct http_resp *r = http_get_at(b, "/readyz");
     EXPECT_JSON(r, 200);
-    r = post_at(b, "/v1/registrations", registration(ses, org));
+    r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
     EXPECT_JSON(r, 201);
 
     proxy_cut(px);
@@ -83,7 +70,7 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
     r = http_get_at(b, "/healthz");
     EXPECT_JSON(r, 200);
     for (int i = 0; i < 3; i++) { /* every worker's connection, not just the first */
-        r = post_at(b, "/v1/registrations", registration(ses, org));
+        r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
         expect_unavailable(r);
     }
     char *opath = fmt("/v1/organizations/%s", org);
@@ -107,8 +94,8 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
     long status = 0;
     for (int i = 0; i < 100 && status != 201; i++) {
         if (i)
-            pause_ms(100);
-        r = post_at(b, "/v1/registrations", registration(ses, org));
+            it_pause_ms(100);
+        r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
         status = r->status;
         if (status != 201)
             expect_unavailable(r);
@@ -158,7 +145,7 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
      * ADR 0008); then 503. */
     for (r = http_get_at(b, lb); r->status == 200; r = http_get_at(b, lb)) {
         cr_assert_lt(it_now_ms() - cut_ms, 500, "a board still served 0.5 s after Redis was cut");
-        pause_ms(10);
+        it_pause_ms(10);
     }
     expect_unavailable(r);
     r = http_get_at(b, "/readyz");
@@ -175,7 +162,7 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
     expect_unavailable(r);
 
     for (int i = 0; i < 3; i++) {
-        r = post_at(b, "/v1/registrations", registration(ses, org));
+        r = http_post_json_at(b, "/v1/registrations", registration(ses, org));
         EXPECT_JSON(r, 201);
     }
     cr_assert_eq(get_balance(org), 2);
@@ -185,9 +172,9 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
     char *view = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
                      "\"payload\":{\"session_id\":\"%s\"}}",
                      vid, it_id("att"), ses);
-    r = post_at(b, "/v1/analytics/events", view);
+    r = http_post_json_at(b, "/v1/analytics/events", view);
     EXPECT_JSON(r, 201);
-    r = post_at(b, "/v1/analytics/events", view);
+    r = http_post_json_at(b, "/v1/analytics/events", view);
     EXPECT_JSON(r, 200);
     cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 AND leaderboard_event_id = $2",
                        PG_PARAMS(vid, evt)),
@@ -197,7 +184,7 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
     long status = 0;
     for (int i = 0; i < 100 && status != 200; i++) {
         if (i)
-            pause_ms(100);
+            it_pause_ms(100);
         r = http_get_at(b, lb);
         status = r->status;
         if (status != 200)

@@ -40,436 +40,50 @@
  * Measured figures (catch-up and recovery times) are printed to stderr on
  * lines starting with "faults:".
  */
-#define _GNU_SOURCE 1 /* mkdtemp, close_range */
 #include "harness.h"
+#include "rig.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <hiredis.h>
 #include <libpq-fe.h>
 
-static const char *LOG = ET_IT_LOG_DIR "/integration-service-faults.log";
-static const char *REDIS_LOG = ET_IT_LOG_DIR "/integration-redis-faults.log";
-
-/* ---- the rig: a scratch database, a redis-server, services ------------------------ */
-
-#define RIG_MAX_SERVICES 8
-
-static struct {
-    PGconn *admin;          /* the shared test database: CREATE / DROP DATABASE only */
-    char *db_name;          /* scratch database, NULL when none */
-    char *db_url;           /* its conninfo, for services */
-    PGconn *db;             /* the test's connection to it */
-    int redis_port;         /* own redis-server; 0 before the first start */
-    pid_t redis_pid;        /* 0 when not running */
-    char redis_dir[64];
-    redisContext *rc;       /* the test's connection to it */
-    pid_t services[RIG_MAX_SERVICES];
-} rig;
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static PGconn *admin_db(void)
-{
-    if (rig.admin && PQstatus(rig.admin) == CONNECTION_OK)
-        return rig.admin;
-    if (rig.admin)
-        PQfinish(rig.admin);
-    const char *url = getenv("EVENTTRACK_DATABASE_URL");
-    rig.admin = PQconnectdb(url && *url ? url : IT_DEFAULT_DATABASE_URL);
-    cr_assert(PQstatus(rig.admin) == CONNECTION_OK, "cannot connect to the test database: %s",
-              PQerrorMessage(rig.admin));
-    return rig.admin;
-}
-
-/* Runs one statement on the test database; returns NULL or the error text. */
-static char *admin_exec(const char *sql)
-{
-    PGresult *res = PQexec(admin_db(), sql);
-    ExecStatusType s = PQresultStatus(res);
-    char *err = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? NULL : it_strdup(PQresultErrorMessage(res));
-    PQclear(res);
-    return err;
-}
-
-/* The test database's conninfo with another database name, and (port > 0)
- * host and port replaced by 127.0.0.1:port, to go through a proxy. */
-static char *conninfo(const char *dbname, int port)
-{
-    const char *url = getenv("EVENTTRACK_DATABASE_URL");
-    char *err = NULL;
-    PQconninfoOption *o = PQconninfoParse(url && *url ? url : IT_DEFAULT_DATABASE_URL, &err);
-    cr_assert(o, "cannot parse EVENTTRACK_DATABASE_URL: %s", err ? err : "");
-    char *s = port > 0 ? fmt("host=127.0.0.1 port=%d", port) : it_strdup("");
-    for (PQconninfoOption *x = o; x->keyword; x++) {
-        if (!x->val || !*x->val || !strcmp(x->keyword, "dbname") ||
-            (port > 0 && (!strcmp(x->keyword, "host") || !strcmp(x->keyword, "hostaddr") ||
-                          !strcmp(x->keyword, "port"))))
-            continue;
-        char *v = it_malloc(2 * strlen(x->val) + 1), *d = v;
-        for (const char *q = x->val; *q; q++) {
-            if (*q == '\'' || *q == '\\')
-                *d++ = '\\';
-            *d++ = *q;
-        }
-        *d = '\0';
-        char *next = fmt("%s %s='%s'", s, x->keyword, v);
-        free(v);
-        free(s);
-        s = next;
-    }
-    PQconninfoFree(o);
-    char *full = fmt("%s dbname='%s'", s, dbname);
-    free(s);
-    return full;
-}
-
-/* Scratch databases of runs that were killed before their .fini: gone after an hour. */
-static void drop_stale_databases(void)
-{
-    PGresult *res = PQexec(admin_db(),
-                           "SELECT datname FROM pg_database WHERE datname LIKE 'et\\_faults\\_%'"
-                           " AND coalesce(shobj_description(oid, 'pg_database'), '') ~ '^[0-9]{1,15}$'"
-                           " AND shobj_description(oid, 'pg_database')::bigint"
-                           "     < extract(epoch FROM now())::bigint - 3600");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK)
-        for (int i = 0; i < PQntuples(res); i++)
-            free(admin_exec(fmt("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", PQgetvalue(res, i, 0))));
-    PQclear(res);
-}
-
-static void scratch_db_create(void)
-{
-    drop_stale_databases();
-    rig.db_name = it_id("et_faults");
-    char *err = admin_exec(fmt("CREATE DATABASE \"%s\"", rig.db_name));
-    cr_assert(err == NULL, "CREATE DATABASE %s failed (the test role needs CREATEDB): %s", rig.db_name, err);
-    free(admin_exec(fmt("COMMENT ON DATABASE \"%s\" IS '%lld'", rig.db_name, (long long)time(NULL))));
-    rig.db_url = conninfo(rig.db_name, 0);
-
-    char *env_db = fmt("EVENTTRACK_DATABASE_URL=%s", rig.db_url);
-    const char *argv[] = {ET_BINARY_PATH, "migrate", NULL};
-    const char *env[] = {env_db, NULL};
-    struct run run = run_binary(argv, env, 60000);
-    cr_assert(!run.timed_out && WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0,
-              "eventtrack migrate of the scratch database %s failed: %s", rig.db_name, run.err);
-    rig.db = PQconnectdb(rig.db_url);
-    cr_assert(PQstatus(rig.db) == CONNECTION_OK, "cannot connect to %s: %s", rig.db_name, PQerrorMessage(rig.db));
-}
-
-/* A query on the scratch database (params NULL-terminated); asserts on errors. */
-static PGresult *sdb_query(const char *sql, const char *const *params)
-{
-    int n = 0;
-    while (params && params[n])
-        n++;
-    PGresult *res = PQexecParams(rig.db, sql, n, NULL, params, NULL, NULL, 0);
-    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "SQL failed on %s: %s\n  %s", rig.db_name, sql,
-              PQresultErrorMessage(res));
-    return res;
-}
-
-static long long sdb_ll(const char *sql, const char *const *params)
-{
-    PGresult *res = sdb_query(sql, params);
-    cr_assert(PQntuples(res) == 1, "SQL returned %d rows, expected 1: %s", PQntuples(res), sql);
-    long long v = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return v;
-}
-
-/* Views of a conference logged in the scratch database, and its outbox rows. */
+/* Views of a conference logged in the rig's scratch database, and its outbox rows. */
 static long long logged_views(const char *evt)
 {
-    return sdb_ll("SELECT count(*) FROM analytics_events WHERE leaderboard_event_id = $1", PG_PARAMS(evt));
+    return rig_db_ll("SELECT count(*) FROM analytics_events WHERE leaderboard_event_id = $1", PG_PARAMS(evt));
 }
 
 static long long outbox_rows(const char *evt)
 {
-    return sdb_ll("SELECT count(*) FROM leaderboard_outbox o JOIN analytics_events e ON e.seq = o.seq"
-                  " WHERE e.leaderboard_event_id = $1",
-                  PG_PARAMS(evt));
-}
-
-/* ---- our own redis-server ---------------------------------------------------------- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-                  getsockname(fd, (struct sockaddr *)&a, &len) == 0,
-              "cannot find a free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void rc_drop(void)
-{
-    if (rig.rc)
-        redisFree(rig.rc);
-    rig.rc = NULL;
-}
-
-static redisContext *rc_try(void)
-{
-    if (rig.rc && !rig.rc->err)
-        return rig.rc;
-    rc_drop();
-    struct timeval tv = {2, 0};
-    rig.rc = redisConnectWithTimeout("127.0.0.1", rig.redis_port, tv);
-    if (rig.rc && !rig.rc->err)
-        redisSetTimeout(rig.rc, tv);
-    return rig.rc && !rig.rc->err ? rig.rc : NULL;
-}
-
-/* The redis-server binary: ET_IT_REDIS_SERVER, else redis-server on PATH. */
-static const char *redis_server_path(void)
-{
-    static char *path;
-    const char *bin = getenv("ET_IT_REDIS_SERVER");
-    if (path)
-        return path;
-    if (bin && *bin)
-        return path = it_strdup(bin);
-    const char *dirs = getenv("PATH");
-    for (const char *d = dirs && *dirs ? dirs : "/usr/local/bin:/usr/bin:/bin"; *d;) {
-        size_t n = strcspn(d, ":");
-        char *candidate = fmt("%.*s/redis-server", (int)n, d);
-        if (access(candidate, X_OK) == 0)
-            return path = candidate;
-        free(candidate);
-        d += n + (d[n] == ':');
-    }
-    cr_assert_fail("redis-server not found on PATH: install redis-server or set ET_IT_REDIS_SERVER");
-    return NULL;
-}
-
-/* Starts redis-server (empty, no persistence) on rig.redis_port, choosing
- * one the first time, and waits until it answers PING. */
-static void redis_start(void)
-{
-    if (!rig.redis_dir[0]) {
-        snprintf(rig.redis_dir, sizeof rig.redis_dir, "/tmp/et-faults-redis-XXXXXX");
-        cr_assert(mkdtemp(rig.redis_dir), "mkdtemp: %s", strerror(errno));
-    }
-    bool first = rig.redis_port == 0;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        if (first)
-            rig.redis_port = free_port();
-        char port[16];
-        snprintf(port, sizeof port, "%d", rig.redis_port);
-        const char *bin = redis_server_path();
-        const char *argv[] = {bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                              "--dir", rig.redis_dir, "--daemonize", "no", NULL};
-        pid_t parent = getpid();
-        rig.redis_pid = fork();
-        cr_assert(rig.redis_pid >= 0, "fork: %s", strerror(errno));
-        if (rig.redis_pid == 0) {
-            /* Only async-signal-safe calls here. Dies with the test process,
-             * even when a killed run gives it no chance to clean up. */
-            int null = open("/dev/null", O_RDONLY);
-            int log = open(REDIS_LOG, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (null < 0 || log < 0 || dup2(null, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0 ||
-                prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-                _exit(126);
-            close_range(3, ~0U, 0); /* none of the test's connections */
-            execv(bin, (char *const *)argv);
-            _exit(127);
-        }
-        long long deadline = it_now_ms() + 5000;
-        while (it_now_ms() < deadline) {
-            int st;
-            if (waitpid(rig.redis_pid, &st, WNOHANG) == rig.redis_pid) {
-                rig.redis_pid = 0;
-                break;
-            }
-            redisContext *c = rc_try();
-            redisReply *r = c ? redisCommand(c, "PING") : NULL;
-            bool up = r && r->type == REDIS_REPLY_STATUS;
-            freeReplyObject(r);
-            if (up)
-                return;
-            rc_drop();
-            pause_ms(10);
-        }
-        if (rig.redis_pid > 0) {
-            kill(rig.redis_pid, SIGKILL);
-            waitpid(rig.redis_pid, NULL, 0);
-            rig.redis_pid = 0;
-        }
-        if (!first)
-            break; /* the same port again: no other choice */
-    }
-    cr_assert_fail("redis-server did not start on port %d; see %s", rig.redis_port, REDIS_LOG);
-}
-
-static void redis_kill9(void)
-{
-    if (rig.redis_pid > 0) {
-        kill(rig.redis_pid, SIGKILL);
-        waitpid(rig.redis_pid, NULL, 0);
-    }
-    rig.redis_pid = 0;
-    rc_drop();
-}
-
-/* A command on our redis-server; asserts it answered without an error. */
-static redisReply *rcmd(const char *format, ...)
-{
-    redisContext *c = rc_try();
-    cr_assert(c, "cannot connect to the test's redis-server on port %d", rig.redis_port);
-    va_list ap;
-    va_start(ap, format);
-    redisReply *r = redisvCommand(c, format, ap);
-    va_end(ap);
-    cr_assert(r, "Redis command %s failed: %s", format, c->errstr);
-    cr_assert(r->type != REDIS_REPLY_ERROR, "Redis command %s failed: %s", format, r->str);
-    return r;
-}
-
-static char *redis_url_at(int port)
-{
-    return fmt("redis://127.0.0.1:%d/0", port);
-}
-
-/* ---- services ---------------------------------------------------------------------- */
-
-/* A service on db_url (NULL: the scratch database) and Redis at redis_port
- * (0: ours), with extra arguments and one extra "NAME=value" (NULL: none; a
- * fault point armed in the test's own environment is removed). */
-static pid_t rig_service(const char *db_url, int redis_port, const char *const *args,
-                         const char *extra_env, char **base)
-{
-    char *env_db = fmt("EVENTTRACK_DATABASE_URL=%s", db_url ? db_url : rig.db_url);
-    char *env_redis = fmt("EVENTTRACK_REDIS_URL=%s", redis_url_at(redis_port ? redis_port : rig.redis_port));
-    const char *env[] = {env_db, env_redis, extra_env ? extra_env : "EVENTTRACK_FAULT", NULL};
-    pid_t pid = spawn_service(args, env, LOG, base);
-    for (int i = 0; i < RIG_MAX_SERVICES; i++)
-        if (rig.services[i] == 0) {
-            rig.services[i] = pid;
-            break;
-        }
-    return pid;
-}
-
-static void forget_service(pid_t pid)
-{
-    for (int i = 0; i < RIG_MAX_SERVICES; i++)
-        if (rig.services[i] == pid)
-            rig.services[i] = 0;
-}
-
-/* SIGTERM and the exit status; the caller asserts on it. */
-static int stop_service(pid_t pid)
-{
-    http_close(); /* no idle keep-alive connection of ours left behind */
-    int st = stop_spawned_service(pid);
-    forget_service(pid);
-    return st;
-}
-
-static void expect_clean_stop(pid_t pid)
-{
-    int st = stop_service(pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the service did not exit 0 on SIGTERM (status 0x%x); see %s",
-              st, LOG);
-}
-
-/* Waits up to timeout_ms for a child to end; false if it is still running. */
-static bool wait_exit(pid_t pid, long long timeout_ms, int *status)
-{
-    long long deadline = it_now_ms() + timeout_ms;
-    for (;;) {
-        pid_t w = waitpid(pid, status, WNOHANG);
-        if (w == pid)
-            return true;
-        if (it_now_ms() >= deadline)
-            return false;
-        pause_ms(5);
-    }
+    return rig_db_ll("SELECT count(*) FROM leaderboard_outbox o JOIN analytics_events e ON e.seq = o.seq"
+                     " WHERE e.leaderboard_event_id = $1",
+                     PG_PARAMS(evt));
 }
 
 static void faults_init(void)
 {
     it_setup();
-    memset(&rig, 0, sizeof rig);
+    rig_init("faults");
 }
 
-/* Runs after every test, passed or failed: nothing of the rig outlives it. */
-static void faults_fini(void)
-{
-    http_close();
-    for (int i = 0; i < RIG_MAX_SERVICES; i++)
-        if (rig.services[i] > 0) {
-            kill(rig.services[i], SIGKILL);
-            waitpid(rig.services[i], NULL, 0);
-            rig.services[i] = 0;
-        }
-    if (rig.redis_pid > 0) {
-        kill(rig.redis_pid, SIGKILL);
-        waitpid(rig.redis_pid, NULL, 0);
-        rig.redis_pid = 0;
-    }
-    rc_drop();
-    if (rig.redis_dir[0]) {
-        char *cmd = fmt("rm -rf '%s'", rig.redis_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "faults: could not remove %s\n", rig.redis_dir);
-        free(cmd);
-        rig.redis_dir[0] = '\0';
-    }
-    if (rig.db)
-        PQfinish(rig.db);
-    rig.db = NULL;
-    if (rig.db_name && rig.admin) {
-        char *err = admin_exec(fmt("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", rig.db_name));
-        if (err)
-            fprintf(stderr, "faults: could not drop the scratch database %s: %s", rig.db_name, err);
-    }
-    rig.db_name = NULL;
-    if (rig.admin)
-        PQfinish(rig.admin);
-    rig.admin = NULL;
-}
-
-TestSuite(faults, .init = faults_init, .fini = faults_fini, .timeout = 90);
+TestSuite(faults, .init = faults_init, .fini = rig_fini, .timeout = 90);
 
 /* ---- HTTP against a spawned service ------------------------------------------------- */
-
-static struct http_resp *post_at(const char *base, const char *path, const char *body)
-{
-    struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                          .base = base};
-    return http_do(&rq);
-}
 
 static char *org_at(const char *base)
 {
     char *id = it_id("org");
-    struct http_resp *r =
-        post_at(base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"Faults %s\",\"credits\":100}", id, id));
+    struct http_resp *r = http_post_json_at(
+        base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"Faults %s\",\"credits\":100}", id, id));
     EXPECT_JSON(r, 201);
     http_resp_free(r);
     return id;
@@ -478,9 +92,9 @@ static char *org_at(const char *base)
 static char *event_at(const char *base, const char *org)
 {
     char *id = it_id("evt");
-    struct http_resp *r = post_at(base, "/v1/events",
-                                  fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"Conference %s\"}", id,
-                                      org, id));
+    struct http_resp *r = http_post_json_at(
+        base, "/v1/events",
+        fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"Conference %s\"}", id, org, id));
     EXPECT_JSON(r, 201);
     http_resp_free(r);
     return id;
@@ -489,9 +103,10 @@ static char *event_at(const char *base, const char *org)
 static char *session_at(const char *base, const char *evt, const char *speaker)
 {
     char *id = it_id("ses");
-    struct http_resp *r = post_at(base, "/v1/sessions",
-                                  fmt("{\"id\":\"%s\",\"event_id\":\"%s\",\"title\":\"Talk %s\",\"speaker_id\":\"%s\"}",
-                                      id, evt, id, speaker));
+    struct http_resp *r = http_post_json_at(
+        base, "/v1/sessions",
+        fmt("{\"id\":\"%s\",\"event_id\":\"%s\",\"title\":\"Talk %s\",\"speaker_id\":\"%s\"}", id, evt, id,
+            speaker));
     EXPECT_JSON(r, 201);
     http_resp_free(r);
     return id;
@@ -544,11 +159,11 @@ static void expect_unavailable(struct http_resp *r)
  * views (a speaker missing on either side counts); *desc says which. */
 static int board_diff(const char *evt, char **desc)
 {
-    PGresult *res = sdb_query("SELECT leaderboard_speaker_id, count(*) FROM analytics_events"
-                              " WHERE leaderboard_event_id = $1 GROUP BY 1 ORDER BY 1",
-                              PG_PARAMS(evt));
+    PGresult *res = rig_db_query("SELECT leaderboard_speaker_id, count(*) FROM analytics_events"
+                                 " WHERE leaderboard_event_id = $1 GROUP BY 1 ORDER BY 1",
+                                 PG_PARAMS(evt));
     char *key = lb_key(evt);
-    redisReply *z = rcmd("ZRANGE %s 0 -1 WITHSCORES", key);
+    redisReply *z = rig_redis("ZRANGE %s 0 -1 WITHSCORES", key);
     cr_assert(z->type == REDIS_REPLY_ARRAY, "ZRANGE %s: not an array", key);
     int diffs = 0;
     char *d = it_strdup("");
@@ -590,7 +205,7 @@ static int board_diff(const char *evt, char **desc)
 static long long own_score(const char *evt, const char *speaker)
 {
     char *key = lb_key(evt);
-    redisReply *r = rcmd("ZSCORE %s %s", key, speaker);
+    redisReply *r = rig_redis("ZSCORE %s %s", key, speaker);
     long long v = r->type == REDIS_REPLY_STRING ? (long long)strtod(r->str, NULL) : -1;
     freeReplyObject(r);
     free(key);
@@ -600,7 +215,7 @@ static long long own_score(const char *evt, const char *speaker)
 static long long own_applied(const char *evt)
 {
     char *key = lb_applied_key(evt);
-    redisReply *r = rcmd("SCARD %s", key);
+    redisReply *r = rig_redis("SCARD %s", key);
     long long v = r->integer;
     freeReplyObject(r);
     free(key);
@@ -609,7 +224,7 @@ static long long own_applied(const char *evt)
 
 static long long own_epoch(void)
 {
-    redisReply *r = rcmd("GET eventtrack:epoch");
+    redisReply *r = rig_redis("GET eventtrack:epoch");
     long long v = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     freeReplyObject(r);
     return v;
@@ -625,7 +240,7 @@ static long long await_convergence(const char *evt, long long timeout_ms)
             return it_now_ms() - t0;
         if (it_now_ms() - t0 > timeout_ms)
             return -1;
-        pause_ms(10);
+        it_pause_ms(10);
     }
 }
 
@@ -637,18 +252,18 @@ static void expect_served_board(const char *base, const char *evt)
     EXPECT_JSON(r, 200);
     cJSON *list = jget(resp_json(r), "leaderboard");
     cr_assert(cJSON_IsArray(list), "GET %s: no leaderboard array: %s", path, r->body);
-    long long n = sdb_ll("SELECT count(DISTINCT leaderboard_speaker_id) FROM analytics_events"
-                         " WHERE leaderboard_event_id = $1",
-                         PG_PARAMS(evt));
+    long long n = rig_db_ll("SELECT count(DISTINCT leaderboard_speaker_id) FROM analytics_events"
+                            " WHERE leaderboard_event_id = $1",
+                            PG_PARAMS(evt));
     cr_assert_eq(cJSON_GetArraySize(list), n, "GET %s: %d entries, SQL has %lld speakers: %s", path,
                  cJSON_GetArraySize(list), n, r->body);
     for (int i = 0; i < cJSON_GetArraySize(list); i++) {
         cJSON *e = cJSON_GetArrayItem(list, i);
         const char *spk = jstr(e, "speaker_id");
         long long score = jint_or(e, "score", -1);
-        long long want = sdb_ll("SELECT count(*) FROM analytics_events WHERE leaderboard_event_id = $1"
-                                " AND leaderboard_speaker_id = $2",
-                                PG_PARAMS(evt, spk ? spk : ""));
+        long long want = rig_db_ll("SELECT count(*) FROM analytics_events WHERE leaderboard_event_id = $1"
+                                   " AND leaderboard_speaker_id = $2",
+                                   PG_PARAMS(evt, spk ? spk : ""));
         cr_assert_eq(score, want, "GET %s: %s has score %lld, SQL counts %lld", path, spk ? spk : "?", score,
                      want);
     }
@@ -803,7 +418,7 @@ static void kill_tick(struct load *l)
         k->in_flight_at_kill = l->n - l->done;
         k->outbox_at_kill = outbox_rows(k->evt);
         k->logged_at_kill = logged_views(k->evt);
-        redis_kill9(); /* while requests are in flight */
+        rig_redis_kill9(); /* while requests are in flight */
         k->killed_at = it_now_ms();
         k->done_at_kill = l->done;
         k->phase = 1;
@@ -816,8 +431,8 @@ static void kill_tick(struct load *l)
 
 Test(faults, redis_killed_under_concurrent_ingest_and_restarted_empty_converges_exactly)
 {
-    scratch_db_create();
-    redis_start();
+    rig_db_create(true);
+    rig_redis_start(NULL);
     const char *args[] = {"--threads", "8", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
     pid_t pid = rig_service(NULL, 0, args, NULL, &b);
@@ -862,10 +477,10 @@ Test(faults, redis_killed_under_concurrent_ingest_and_restarted_empty_converges_
 
     /* Restart it empty, on the same port: nothing on it, not even the epoch. */
     long long t0 = it_now_ms();
-    redis_start();
+    rig_redis_start(NULL);
     long long restart_ms = it_now_ms() - t0;
     char *key = lb_key(evt);
-    redisReply *ex = rcmd("EXISTS %s eventtrack:epoch", key);
+    redisReply *ex = rig_redis("EXISTS %s eventtrack:epoch", key);
     cr_assert_eq(ex->integer, 0, "the restarted redis-server is not empty");
     freeReplyObject(ex);
 
@@ -874,7 +489,7 @@ Test(faults, redis_killed_under_concurrent_ingest_and_restarted_empty_converges_
     int diffs = board_diff(evt, &desc);
     cr_assert(took >= 0, "10 s after Redis came back empty the board still differs from PostgreSQL for %d speaker(s):%s"
                          " (outbox rows left: %lld); see %s",
-              diffs, desc, outbox_rows(evt), LOG);
+              diffs, desc, outbox_rows(evt), rig.service_log);
     cr_assert_eq(diffs, 0);
     cr_assert_eq(outbox_rows(evt), 0);
     /* The rebuilt dedup set holds every view (all within the rebuild's one-minute tail). */
@@ -888,7 +503,7 @@ Test(faults, redis_killed_under_concurrent_ingest_and_restarted_empty_converges_
             " (restart took %lld ms)\n",
             l.n, k.distinct, k.duplicates, k.logged_at_kill, k.logged_at_kill - k.outbox_at_kill,
             k.in_flight_at_kill, l.done - k.done_at_kill, pending, took, restart_ms);
-    expect_clean_stop(pid);
+    rig_expect_clean_stop(pid);
 }
 
 /* ================================================================================== */
@@ -897,23 +512,23 @@ Test(faults, redis_killed_under_concurrent_ingest_and_restarted_empty_converges_
 
 Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_restart)
 {
-    scratch_db_create();
-    redis_start();
+    rig_db_create(true);
+    rig_redis_start(NULL);
     struct proxy *px = proxy_start(pg_store_port());
     const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
-    pid_t pid = rig_service(conninfo(rig.db_name, proxy_port(px)), 0, args, NULL, &b);
+    pid_t pid = rig_service(pg_conninfo(rig.db_name, proxy_port(px)), 0, args, NULL, &b);
 
     char *org = org_at(b);
     char *evt = event_at(b, org);
     char *spk = it_id("spk");
     char *ses = session_at(b, evt, spk);
     char *pre = it_id("pre");
-    expect_batch(post_at(b, "/v1/analytics/events", batch_body(pre, ses, 3)), 3, 0);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batch_body(pre, ses, 3)), 3, 0);
     char *reg_body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
                          "\"ticket_type\":\"standard\",\"price_paid\":1}",
                          ses, it_id("user"), org);
-    EXPECT_JSON(post_at(b, "/v1/registrations", reg_body), 201);
+    EXPECT_JSON(http_post_json_at(b, "/v1/registrations", reg_body), 201);
     cr_assert_eq(own_score(evt, spk), 3);
 
     proxy_cut(px);
@@ -931,9 +546,9 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     char *batch_prefix = it_id("cutb");
     char *batch = batch_body(batch_prefix, ses, 3);
     for (int i = 0; i < 3; i++) { /* every worker thread's connection, not just one */
-        expect_unavailable(post_at(b, "/v1/registrations", late_reg));
-        expect_unavailable(post_at(b, "/v1/analytics/events", single));
-        expect_unavailable(post_at(b, "/v1/analytics/events", batch));
+        expect_unavailable(http_post_json_at(b, "/v1/registrations", late_reg));
+        expect_unavailable(http_post_json_at(b, "/v1/analytics/events", single));
+        expect_unavailable(http_post_json_at(b, "/v1/analytics/events", batch));
     }
 
     /* Reads of the board are Redis only. */
@@ -947,7 +562,7 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     EXPECT_INT(resp_json(r), "score", 3);
 
     /* Nothing PostgreSQL refused reached Redis, not even later (two worker passes). */
-    pause_ms(500);
+    it_pause_ms(500);
     cr_assert_eq(own_score(evt, spk), 3, "the board moved while PostgreSQL refused every write");
     cr_assert_eq(own_applied(evt), 3, "the applied set grew while PostgreSQL refused every write");
 
@@ -958,8 +573,8 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     long status = 0;
     for (int i = 0; i < 200 && status != 201; i++) {
         if (i)
-            pause_ms(50);
-        r = post_at(b, "/v1/analytics/events", single);
+            it_pause_ms(50);
+        r = http_post_json_at(b, "/v1/analytics/events", single);
         status = r->status;
         if (status != 201)
             expect_unavailable(r);
@@ -967,19 +582,19 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
     cr_assert_eq(status, 201, "the service did not take writes again within 10 s of PostgreSQL coming back");
     long long recovered = it_now_ms() - t0;
     /* 201 and "accepted": PostgreSQL had stored none of the refused posts. */
-    expect_batch(post_at(b, "/v1/analytics/events", batch), 3, 0);
-    EXPECT_JSON(post_at(b, "/v1/registrations", late_reg), 201);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batch), 3, 0);
+    EXPECT_JSON(http_post_json_at(b, "/v1/registrations", late_reg), 201);
     r = http_get_at(b, "/readyz");
     EXPECT_JSON(r, 200);
     EXPECT_STR(resp_json(r), "postgres", "ok");
 
     cr_assert_eq(logged_views(evt), 7);
-    cr_assert_eq(sdb_ll("SELECT count(*) FROM registrations WHERE organization_id = $1", PG_PARAMS(org)), 2);
+    cr_assert_eq(rig_db_ll("SELECT count(*) FROM registrations WHERE organization_id = $1", PG_PARAMS(org)), 2);
     cr_assert_eq(own_score(evt, spk), 7, "score %lld after 3 + 4 committed views", own_score(evt, spk));
     cr_assert_eq(own_applied(evt), 7);
     cr_assert(await_convergence(evt, 3000) >= 0, "the outbox of %s did not drain", evt);
     fprintf(stderr, "faults: PostgreSQL cut: writes accepted again %lld ms after it came back\n", recovered);
-    expect_clean_stop(pid);
+    rig_expect_clean_stop(pid);
 }
 
 /* ================================================================================== */
@@ -1097,7 +712,7 @@ static size_t slow_read(char *dst, size_t size, size_t nmemb, void *ud)
     if (s->off == 0)
         __atomic_store_n(&s->sent_first_ms, it_now_ms(), __ATOMIC_RELEASE);
     else if (s->off < s->len)
-        pause_ms(100);
+        it_pause_ms(100);
     if (n > piece)
         n = piece;
     if (n > s->len - s->off)
@@ -1140,8 +755,8 @@ static void *slow_main(void *arg)
 
 Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
 {
-    scratch_db_create();
-    redis_start();
+    rig_db_create(true);
+    rig_redis_start(NULL);
     char grace[8], drain[8];
     snprintf(grace, sizeof grace, "%d", TERM_GRACE_S);
     snprintf(drain, sizeof drain, "%d", TERM_DRAIN_S);
@@ -1161,16 +776,16 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
         ld[i] = (struct loader){.index = i, .base = b, .session = ses, .evt = evt, .prefix = prefix, .stop = &stop};
         cr_assert(pthread_create(&ld[i].thread, NULL, loader_main, &ld[i]) == 0);
     }
-    pause_ms(500);
+    it_pause_ms(500);
 
     struct slow slow = {.base = b, .body = batch_body(it_id("slow"), ses, SLOW_VIEWS)};
     slow.len = strlen(slow.body);
     cr_assert(pthread_create(&slow.thread, NULL, slow_main, &slow) == 0);
     long long t = it_now_ms();
     while (__atomic_load_n(&slow.sent_first_ms, __ATOMIC_ACQUIRE) == 0 && it_now_ms() - t < 3000)
-        pause_ms(5);
+        it_pause_ms(5);
     cr_assert(__atomic_load_n(&slow.sent_first_ms, __ATOMIC_ACQUIRE) > 0, "the slow batch did not start within 3 s");
-    pause_ms(200); /* its head is surely in: the request is in flight */
+    it_pause_ms(200); /* its head is surely in: the request is in flight */
 
     long long term_at = it_now_ms();
     cr_assert(kill(pid, SIGTERM) == 0);
@@ -1191,7 +806,7 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
             break;
         }
         http_resp_free(r);
-        pause_ms(10);
+        it_pause_ms(10);
     }
     atomic_store(&stop, true);
     http_close();
@@ -1201,12 +816,12 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
     pthread_join(slow.thread, NULL);
 
     int st = 0;
-    bool exited = wait_exit(pid, 1000LL * (TERM_GRACE_S + TERM_DRAIN_S) + 2000, &st);
+    bool exited = rig_wait_exit(pid, 1000LL * (TERM_GRACE_S + TERM_DRAIN_S) + 2000, &st);
     long long exit_ms = it_now_ms() - term_at;
     if (exited)
-        forget_service(pid);
+        rig_forget_service(pid);
     cr_assert(exited, "the service had not exited %d s after SIGTERM (grace %d s + drain %d s + 2 s); see %s",
-              TERM_GRACE_S + TERM_DRAIN_S + 2, TERM_GRACE_S, TERM_DRAIN_S, LOG);
+              TERM_GRACE_S + TERM_DRAIN_S + 2, TERM_GRACE_S, TERM_DRAIN_S, rig.service_log);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "on SIGTERM the service ended with status 0x%x, expected exit 0",
               st);
 
@@ -1254,8 +869,8 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
 
 Test(faults, process_dies_between_commit_and_redis_and_the_board_converges)
 {
-    scratch_db_create();
-    redis_start();
+    rig_db_create(true);
+    rig_redis_start(NULL);
     /* The faulty service's worker makes one pass at start, then sleeps a
      * minute: the dying request's outbox row is left to the next service. */
     const char *faulty_args[] = {"--threads", "2", "--leaderboard-sync-ms", "60000", NULL};
@@ -1268,32 +883,32 @@ Test(faults, process_dies_between_commit_and_redis_and_the_board_converges)
     char *vid = it_id("view");
     char *view = view_body(vid, ses);
 
-    struct http_resp *r = post_at(fb, "/v1/analytics/events", view);
+    struct http_resp *r = http_post_json_at(fb, "/v1/analytics/events", view);
     if (r->status != 0) {
         http_close();
-        stop_service(faulty);
+        rig_stop_service(faulty);
         cr_assert_fail("the service answered %ld instead of dying at the fault point ingest-after-commit:"
                        " this build has no fault points. Build with -DET_FAULT_INJECTION=ON"
                        " (cmake -S . -B build -DET_FAULT_INJECTION=ON) to run this test",
                        r->status);
     }
     int st = 0;
-    bool died = wait_exit(faulty, 5000, &st);
+    bool died = rig_wait_exit(faulty, 5000, &st);
     if (died)
-        forget_service(faulty);
+        rig_forget_service(faulty);
     cr_assert(died, "the connection failed (%s) but the service is still running", r->error);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 137, "the faulty service ended with status 0x%x, expected exit 137",
               st);
     http_close();
 
     /* Committed, queued, and not counted. */
-    cr_assert_eq(sdb_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 AND leaderboard_event_id = $2"
-                        " AND leaderboard_speaker_id = $3",
-                        PG_PARAMS(vid, evt, spk)),
+    cr_assert_eq(rig_db_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 AND leaderboard_event_id = $2"
+                           " AND leaderboard_speaker_id = $3",
+                           PG_PARAMS(vid, evt, spk)),
                  1, "the view is not in PostgreSQL: the process died before the commit");
-    cr_assert_eq(sdb_ll("SELECT count(*) FROM leaderboard_outbox o JOIN analytics_events e ON e.seq = o.seq"
-                        " WHERE e.event_id = $1",
-                        PG_PARAMS(vid)),
+    cr_assert_eq(rig_db_ll("SELECT count(*) FROM leaderboard_outbox o JOIN analytics_events e ON e.seq = o.seq"
+                           " WHERE e.event_id = $1",
+                           PG_PARAMS(vid)),
                  1, "the committed view has no leaderboard_outbox row");
     cr_assert_eq(own_score(evt, spk), -1, "the view is on the board, though the process died before Redis");
 
@@ -1305,24 +920,24 @@ Test(faults, process_dies_between_commit_and_redis_and_the_board_converges)
     long long took = await_convergence(evt, 5 * 200 + 2000);
     cr_assert(took >= 0, "the board did not show the view within %d ms of a healthy service starting"
                          " (score %lld, outbox rows %lld); see %s",
-              5 * 200 + 2000, own_score(evt, spk), outbox_rows(evt), LOG);
+              5 * 200 + 2000, own_score(evt, spk), outbox_rows(evt), rig.service_log);
     took = it_now_ms() - t0;
     cr_assert_eq(own_score(evt, spk), 1);
     cr_assert_eq(outbox_rows(evt), 0);
 
     /* The client's retry is a duplicate, and counts nothing. */
-    r = post_at(b, "/v1/analytics/events", view);
+    r = http_post_json_at(b, "/v1/analytics/events", view);
     EXPECT_JSON(r, 200);
     bool dup = false;
     cr_assert(jbool(resp_json(r), "duplicate", &dup) && dup, "the retry was not reported as a duplicate: %s",
               r->body);
-    pause_ms(2 * 200 + 100); /* two worker passes */
+    it_pause_ms(2 * 200 + 100); /* two worker passes */
     cr_assert_eq(own_score(evt, spk), 1, "the retry changed the score");
     cr_assert_eq(logged_views(evt), 1);
     expect_served_board(b, evt);
     fprintf(stderr, "faults: died after commit: the view was on the board %lld ms after a healthy service was"
                     " started\n", took);
-    expect_clean_stop(pid);
+    rig_expect_clean_stop(pid);
 }
 
 /* ================================================================================== */
@@ -1333,8 +948,8 @@ enum { STALE_SYNC_MS = 200, STALE_VIEWS = 40 };
 
 Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
 {
-    scratch_db_create();
-    redis_start();
+    rig_db_create(true);
+    rig_redis_start(NULL);
     struct proxy *px = proxy_start(rig.redis_port);
     char sync[16];
     snprintf(sync, sizeof sync, "%d", STALE_SYNC_MS);
@@ -1345,13 +960,14 @@ Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
     char *evt = event_at(b, org);
     char *spk[2] = {it_id("spk"), it_id("spk")};
     char *ses[2] = {session_at(b, evt, spk[0]), session_at(b, evt, spk[1])};
-    expect_batch(post_at(b, "/v1/analytics/events", batch_body(it_id("base"), ses[0], 2)), 2, 0);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batch_body(it_id("base"), ses[0], 2)), 2, 0);
     cr_assert(await_convergence(evt, 3000) >= 0, "the board did not settle before the cut");
 
     proxy_cut(px);
     char *prefix = it_id("stale");
     for (int i = 0; i < STALE_VIEWS; i++) {
-        struct http_resp *r = post_at(b, "/v1/analytics/events", view_body(fmt("%s_%d", prefix, i), ses[i % 4 == 3]));
+        struct http_resp *r =
+            http_post_json_at(b, "/v1/analytics/events", view_body(fmt("%s_%d", prefix, i), ses[i % 4 == 3]));
         EXPECT_JSON(r, 201);
         http_resp_free(r);
     }
@@ -1370,7 +986,7 @@ Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
             caught_up = it_now_ms() - restored;
             break;
         }
-        pause_ms(5);
+        it_pause_ms(5);
     }
     long long bound = 2 * STALE_SYNC_MS + 1000;
     fprintf(stderr, "faults: staleness: %d views logged while Redis was cut off were on the board %lld ms after it"
@@ -1379,14 +995,14 @@ Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
     cr_assert(caught_up >= 0, "10 s after Redis came back the board still lacks views (scores %lld and %lld, want %d"
                               " and %d; outbox rows %lld); see %s",
               own_score(evt, spk[0]), own_score(evt, spk[1]), 2 + STALE_VIEWS * 3 / 4, STALE_VIEWS / 4,
-              outbox_rows(evt), LOG);
+              outbox_rows(evt), rig.service_log);
     cr_assert(caught_up <= bound, "the board caught up %lld ms after Redis came back, over the bound of %lld ms"
                                   " (2 x leaderboard_sync_ms %d + 1 s)",
               caught_up, bound, STALE_SYNC_MS);
     cr_assert(await_convergence(evt, 3000) >= 0, "the outbox of %s did not drain after the catch-up", evt);
     cr_assert_eq(own_applied(evt), 2 + STALE_VIEWS);
     expect_served_board(b, evt);
-    expect_clean_stop(pid);
+    rig_expect_clean_stop(pid);
 }
 
 /* ================================================================================== */
@@ -1395,8 +1011,8 @@ Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
 
 Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
 {
-    scratch_db_create();
-    redis_start();
+    rig_db_create(true);
+    rig_redis_start(NULL);
     const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
     pid_t pid = rig_service(NULL, 0, args, NULL, &b);
@@ -1410,17 +1026,17 @@ Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
     char *batches[3];
     for (int i = 0; i < 3; i++) {
         batches[i] = batch_body(it_id("fl"), ses[i], (size_t)(12 - 3 * i));
-        expect_batch(post_at(b, "/v1/analytics/events", batches[i]), 12 - 3 * i, 0);
+        expect_batch(http_post_json_at(b, "/v1/analytics/events", batches[i]), 12 - 3 * i, 0);
     }
     for (int i = 0; i < 5; i++)
-        EXPECT_JSON(post_at(b, "/v1/analytics/events", view_body(it_id("fls"), ses[2])), 201);
+        EXPECT_JSON(http_post_json_at(b, "/v1/analytics/events", view_body(it_id("fls"), ses[2])), 201);
     cr_assert(await_convergence(evt, 3000) >= 0, "the board did not settle before FLUSHALL");
     cr_assert_eq(own_score(evt, spk[0]), 12);
     cr_assert_eq(own_score(evt, spk[2]), 6 + 5);
 
     /* Only that the flush happened is asserted here: with a 200 ms worker the
      * rebuild may already be under way by the time we could look. */
-    redisReply *flushed = rcmd("FLUSHALL");
+    redisReply *flushed = rig_redis("FLUSHALL");
     cr_assert(flushed && flushed->type == REDIS_REPLY_STATUS && strcmp(flushed->str, "OK") == 0,
               "FLUSHALL was not acknowledged");
     freeReplyObject(flushed);
@@ -1429,7 +1045,7 @@ Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
     char *desc = NULL;
     int diffs = board_diff(evt, &desc);
     cr_assert(took >= 0, "5 s after FLUSHALL the board still differs from PostgreSQL for %d speaker(s):%s see %s",
-              diffs, desc, LOG);
+              diffs, desc, rig.service_log);
     took = it_now_ms() - t0;
     cr_assert_eq(own_score(evt, spk[0]), 12);
     cr_assert_eq(own_score(evt, spk[1]), 9);
@@ -1439,13 +1055,13 @@ Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
     cr_assert(own_epoch() > 0, "no epoch marker after the rebuild");
 
     /* Retries after the rebuild are duplicates, and count nothing. */
-    expect_batch(post_at(b, "/v1/analytics/events", batches[0]), 0, 12);
-    pause_ms(2 * 200 + 100);
+    expect_batch(http_post_json_at(b, "/v1/analytics/events", batches[0]), 0, 12);
+    it_pause_ms(2 * 200 + 100);
     cr_assert_eq(own_score(evt, spk[0]), 12);
     expect_served_board(b, evt);
     fprintf(stderr, "faults: FLUSHALL: board rebuilt exactly %lld ms after the flush (leaderboard_sync_ms 200)\n",
             took);
-    expect_clean_stop(pid);
+    rig_expect_clean_stop(pid);
 }
 
 /* ================================================================================== */
@@ -1476,8 +1092,8 @@ static char *burst_next(struct load *l)
  * boards, however many writes came in before its next pass. */
 Test(faults, redis_loss_followed_at_once_by_traffic_is_still_detected)
 {
-    scratch_db_create();
-    redis_start();
+    rig_db_create(true);
+    rig_redis_start(NULL);
     char sync[16];
     snprintf(sync, sizeof sync, "%d", BURST_SYNC_MS);
     const char *args[] = {"--threads", "8", "--leaderboard-sync-ms", sync, NULL};
@@ -1488,19 +1104,19 @@ Test(faults, redis_loss_followed_at_once_by_traffic_is_still_detected)
     char *spk[2] = {it_id("spk"), it_id("spk")};
     char *ses[2] = {session_at(b, evt, spk[0]), session_at(b, evt, spk[1])};
     for (int i = 0; i < 4; i++)
-        expect_batch(post_at(b, "/v1/analytics/events", batch_body(it_id("lb"), ses[0], 10)), 10, 0);
+        expect_batch(http_post_json_at(b, "/v1/analytics/events", batch_body(it_id("lb"), ses[0], 10)), 10, 0);
     cr_assert(await_convergence(evt, 5000) >= 0, "the board did not settle before the loss");
 
     /* Start right after a worker pass (the outbox row of one view drained),
      * so the burst below lands well before the next one. */
-    EXPECT_JSON(post_at(b, "/v1/analytics/events", view_body(it_id("mark"), ses[0])), 201);
+    EXPECT_JSON(http_post_json_at(b, "/v1/analytics/events", view_body(it_id("mark"), ses[0])), 201);
     long long t = it_now_ms();
     while (outbox_rows(evt) > 0 && it_now_ms() - t < 3 * BURST_SYNC_MS)
-        pause_ms(2);
+        it_pause_ms(2);
     cr_assert_eq(outbox_rows(evt), 0, "the worker did not drain the outbox");
     long long epoch_before = own_epoch();
 
-    freeReplyObject(rcmd("FLUSHALL"));
+    freeReplyObject(rig_redis("FLUSHALL"));
     long long flushed = it_now_ms();
     /* Enough traffic to climb a recreated counter past any small old value;
      * the service must notice the loss whatever the epoch's size. */
@@ -1527,8 +1143,9 @@ Test(faults, redis_loss_followed_at_once_by_traffic_is_still_detected)
     cr_assert(took >= 0,
               "%lld ms after FLUSHALL the board still differs from PostgreSQL for %d speaker(s):%s Epoch %lld before"
               " the flush, %lld after %zu views were ingested right after it.%s See %s",
-              2 * BURST_SYNC_MS + 3000LL, diffs, desc, epoch_before, epoch_after_burst, bu.count, why, LOG);
+              2 * BURST_SYNC_MS + 3000LL, diffs, desc, epoch_before, epoch_after_burst, bu.count, why,
+              rig.service_log);
     cr_assert_eq(own_score(evt, spk[0]), 41);
     cr_assert_eq(own_score(evt, spk[1]), (long long)bu.count);
-    expect_clean_stop(pid);
+    rig_expect_clean_stop(pid);
 }

@@ -29,7 +29,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,10 +47,7 @@ static pid_t g_pid = -1;
 
 static void stop_service(void)
 {
-    if (g_pid > 0) {
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
 }
 
 TestSuite(flood, .init = it_setup, .fini = stop_service, .timeout = 90);
@@ -92,71 +88,21 @@ static long long stop_and_time(void)
     return ms;
 }
 
-static int port_of(const char *base)
-{
-    const char *colon = strrchr(base, ':');
-    cr_assert(colon, "no port in %s", base);
-    return atoi(colon + 1);
-}
-
-/* A loopback TCP connection to port; non-blocking ones may still be
- * connecting. -1 with errno on failure. */
-static int tcp_connect(int port, bool nonblocking)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
-
 static const char HEALTHZ[] = "GET /healthz HTTP/1.1\r\nHost: flood\r\n\r\n";
 
-/* Reads one response head from a blocking socket within timeout_ms: its
- * status, 0 when the server closed first, -1 when nothing came in time. The
- * body (a few bytes for /healthz and the 503) is read with it. */
+/* One response on fd within timeout_ms: its status, 0 when the server closed
+ * first, -1 when no whole response came in time. */
 static int read_status(int fd, int timeout_ms)
 {
-    char buf[2048];
-    size_t used = 0;
-    long long deadline = it_now_ms() + timeout_ms;
-    for (;;) {
-        long long left = deadline - it_now_ms();
-        if (left <= 0)
-            return -1;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int rc = poll(&p, 1, (int)left);
-        if (rc <= 0)
-            continue;
-        ssize_t n = recv(fd, buf + used, sizeof buf - 1 - used, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0)
-            return 0;
-        used += (size_t)n;
-        buf[used] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        const char *cl = strcasestr(buf, "\r\nContent-Length:");
-        if (end && cl && used >= (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10)) {
-            cr_assert(strncmp(buf, "HTTP/1.1 ", 9) == 0, "not an HTTP response: %.100s", buf);
-            return atoi(buf + 9);
-        }
-        if (used == sizeof buf - 1)
-            return -1;
-    }
+    struct raw_resp r;
+    raw_read(fd, timeout_ms, &r);
+    return r.status ? r.status : r.closed ? 0 : -1;
 }
 
 /* GET /healthz on an open connection; its status (see read_status). */
 static int healthz_on(int fd, int timeout_ms)
 {
-    if (send(fd, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof HEALTHZ - 1))
+    if (!raw_send(fd, HEALTHZ, sizeof HEALTHZ - 1))
         return 0;
     return read_status(fd, timeout_ms);
 }
@@ -164,7 +110,7 @@ static int healthz_on(int fd, int timeout_ms)
 /* A fresh connection's /healthz status. */
 static int healthz_fresh(int port, int timeout_ms)
 {
-    int fd = tcp_connect(port, false);
+    int fd = raw_try_connect(port, false);
     if (fd < 0)
         return -1;
     int st = healthz_on(fd, timeout_ms);
@@ -257,7 +203,7 @@ Test(flood, bursts_far_over_the_limit_refuse_only_the_excess_and_leave_the_servi
     raise_own_fd_limit();
     const char *args[] = {"--threads", "2", "--connection-limit", "64", NULL};
     char *b = start("bursts", args);
-    int port = port_of(b);
+    int port = raw_port(b);
     cr_assert_eq(healthz_fresh(port, 5000), 200);
     /* Settled: the background worker has opened its store connections. */
     nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
@@ -265,14 +211,14 @@ Test(flood, bursts_far_over_the_limit_refuse_only_the_excess_and_leave_the_servi
 
     int pollers[POLLERS];
     for (int i = 0; i < POLLERS; i++) {
-        pollers[i] = tcp_connect(port, false);
+        pollers[i] = raw_try_connect(port, false);
         cr_assert(pollers[i] >= 0 && healthz_on(pollers[i], 5000) == 200, "keep-alive client %d not served", i);
     }
     static int conns[BURST];
     for (int burst = 0; burst < BURSTS; burst++) {
         int opened = 0;
         for (; opened < BURST; opened++) {
-            conns[opened] = tcp_connect(port, true);
+            conns[opened] = raw_try_connect(port, true);
             cr_assert(conns[opened] >= 0, "burst %d: connect %d: %s", burst, opened, strerror(errno));
         }
         /* Everything over the limit is answered or closed by the server: at
@@ -324,13 +270,13 @@ Test(flood, ten_thousand_keep_alive_connections_are_served_in_under_256_mb)
     /* The default connection_limit, and no idle timeout during the test. */
     const char *args[] = {"--connection-timeout", "300", NULL};
     char *b = start("keepalive", args);
-    int port = port_of(b);
+    int port = raw_port(b);
     cr_assert_eq(healthz_fresh(port, 5000), 200);
     long long before = rss_kib(g_pid);
 
     static int conns[N];
     for (int i = 0; i < N; i++) {
-        conns[i] = tcp_connect(port, false);
+        conns[i] = raw_try_connect(port, false);
         cr_assert(conns[i] >= 0, "connect %d of %d: %s", i + 1, N, strerror(errno));
     }
     for (int i = 0; i < N; i++)
@@ -377,7 +323,7 @@ Test(flood, the_descriptor_limit_is_raised_and_a_connection_limit_that_cannot_fi
 
     const char *args[] = {"--threads", "2", "--connection-limit", "4000", NULL};
     char *b = start("nofile", args);
-    cr_assert_eq(healthz_fresh(port_of(b), 5000), 200);
+    cr_assert_eq(healthz_fresh(raw_port(b), 5000), 200);
     cr_assert(log_contains("file descriptors: up to 4096 (RLIMIT_NOFILE, was 1024); connection_limit 4000"),
               "the raised limit was not logged; see %s", LOG);
     stop_and_time();
@@ -388,22 +334,22 @@ Test(flood, sigterm_is_not_held_by_half_sent_requests)
 {
     const char *args[] = {"--threads", "2", "--shutdown-drain-seconds", "30", NULL};
     char *b = start("half-sent", args);
-    int port = port_of(b);
+    int port = raw_port(b);
 
     /* The request line, and half a header. */
-    int head = tcp_connect(port, false);
+    int head = raw_try_connect(port, false);
     cr_assert(head >= 0);
     static const char half_head[] = "GET /healthz HTTP/1.1\r\nHost: flood\r\nX-Half: ";
     cr_assert(send(head, half_head, sizeof half_head - 1, MSG_NOSIGNAL) > 0);
     /* Whole heads, and bodies that never come: one no caller was admitted
      * for (no credentials: it will be a 401), one on a route without a body.
      * (An admitted upload is waited for: test_faults.c, sigterm_under_load.) */
-    int body = tcp_connect(port, false);
+    int body = raw_try_connect(port, false);
     cr_assert(body >= 0);
     static const char no_body[] = "POST /v1/organizations HTTP/1.1\r\nHost: flood\r\n"
                                   "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":";
     cr_assert(send(body, no_body, sizeof no_body - 1, MSG_NOSIGNAL) > 0);
-    int get_body = tcp_connect(port, false);
+    int get_body = raw_try_connect(port, false);
     cr_assert(get_body >= 0);
     static const char get_no_body[] = "GET /healthz HTTP/1.1\r\nHost: flood\r\nContent-Length: 100\r\n\r\nab";
     cr_assert(send(get_body, get_no_body, sizeof get_no_body - 1, MSG_NOSIGNAL) > 0);
@@ -429,7 +375,7 @@ Test(flood, sigterm_waits_for_a_request_that_has_arrived)
 {
     const char *args[] = {"--threads", "2", "--shutdown-drain-seconds", "30", NULL};
     char *b = start("in-flight", args);
-    int port = port_of(b);
+    int port = raw_port(b);
     char *org = make_org(0);
     char *event = make_event(org);
 
@@ -443,7 +389,7 @@ Test(flood, sigterm_waits_for_a_request_that_has_arrived)
     cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s", PQerrorMessage(lock));
     PQclear(res);
 
-    int fd = tcp_connect(port, false);
+    int fd = raw_try_connect(port, false);
     cr_assert(fd >= 0);
     char *body = fmt("{\"event_id\":\"%s\",\"title\":\"Drained\",\"speaker_id\":\"s1\"}", event);
     char *req = fmt("POST /v1/sessions HTTP/1.1\r\nHost: flood\r\nAuthorization: Bearer %s\r\n"

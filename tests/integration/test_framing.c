@@ -30,7 +30,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +45,7 @@ static int g_port;
 
 static void stop_service(void)
 {
-    if (g_pid > 0) {
-        http_close();
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
 }
 
 TestSuite(framing, .init = it_setup, .fini = stop_service, .timeout = 90);
@@ -71,109 +66,7 @@ static char *start(const char *const *args)
     return base;
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- raw HTTP ------------------------------------------------------------------ */
-
-static int raw_connect(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    /* Every blocking send ends within 10 s: a test can fail, never hang. */
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
-/* Sends all of data; false when the server closed or reset first. */
-static bool raw_send(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        data += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-struct raw_resp {
-    int status;          /* 0: no complete response */
-    char head[4096];     /* status line and headers */
-    char body[4096];     /* NUL-terminated */
-    bool closed;         /* the server ended the stream (EOF or reset) */
-    char error[64];      /* why no response: "closed", "reset", "timeout" */
-};
-
-/* Reads one response (head and Content-Length body) within timeout_ms. */
-static void raw_read(int fd, int timeout_ms, struct raw_resp *r)
-{
-    static char buf[16384];
-    size_t used = 0;
-    long long deadline = it_now_ms() + timeout_ms;
-
-    memset(r, 0, sizeof *r);
-    while (it_now_ms() < deadline) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(deadline - it_now_ms())) <= 0)
-            continue;
-        ssize_t n = recv(fd, buf + used, sizeof buf - 1 - used, 0);
-        if (n <= 0) {
-            r->closed = true;
-            snprintf(r->error, sizeof r->error, "%s", n == 0 ? "closed" : strerror(errno));
-            return;
-        }
-        used += (size_t)n;
-        buf[used] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end == NULL)
-            continue;
-        size_t head = (size_t)(end + 4 - buf);
-        const char *cl = strcasestr(buf, "\r\nContent-Length:");
-        size_t body = cl && cl < end ? (size_t)strtoul(cl + 17, NULL, 10) : 0;
-        if (used < head + body)
-            continue;
-        cr_assert(strncmp(buf, "HTTP/1.1 ", 9) == 0, "not an HTTP response: %.200s", buf);
-        r->status = atoi(buf + 9);
-        snprintf(r->head, sizeof r->head, "%.*s", (int)head, buf);
-        snprintf(r->body, sizeof r->body, "%.*s", (int)body, buf + head);
-        /* Anything after it would be a second response: that is an answer too. */
-        memmove(buf, buf + head + body, used - head - body);
-        if (used > head + body)
-            cr_assert_fail("bytes after the response: %.200s", buf);
-        return;
-    }
-    snprintf(r->error, sizeof r->error, "timeout");
-}
-
-/* After a response: does the server end the stream within timeout_ms, sending
- * nothing more (no answer to a smuggled request)? */
-static bool raw_closed_after(int fd, int timeout_ms, char *extra, size_t extra_size)
-{
-    long long deadline = it_now_ms() + timeout_ms;
-    while (it_now_ms() < deadline) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(deadline - it_now_ms())) <= 0)
-            continue;
-        ssize_t n = recv(fd, extra, extra_size - 1, 0);
-        if (n > 0) {
-            extra[n] = '\0';
-            return false;
-        }
-        return true;
-    }
-    snprintf(extra, extra_size, "(still open after %d ms)", timeout_ms);
-    return false;
-}
 
 static const char *admin_auth(void)
 {
@@ -246,7 +139,7 @@ Test(framing, ambiguous_framing_is_400_and_unknown_codings_501_and_the_connectio
                          admin_auth(), strlen(create), create);
         char *req = fmt("POST /v1/organizations HTTP/%s\r\nHost: t\r\n%sContent-Type: application/json\r\n%s\r\n%s%s",
                         c->version, admin_auth(), c->headers, c->body, next);
-        int fd = raw_connect();
+        int fd = raw_connect(g_port);
         long long t0 = it_now_ms();
         raw_send(fd, req, strlen(req));
         struct raw_resp r;
@@ -267,7 +160,7 @@ Test(framing, ambiguous_framing_is_400_and_unknown_codings_501_and_the_connectio
     char *req = fmt("POST /v1/organizations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
                     "Content-Length: %zu\r\nContent-Length: %zu\r\n\r\n%s",
                     admin_auth(), strlen(body), strlen(body), body);
-    int fd = raw_connect();
+    int fd = raw_connect(g_port);
     raw_send(fd, req, strlen(req));
     struct raw_resp r;
     raw_read(fd, 5000, &r);
@@ -290,7 +183,7 @@ Test(framing, a_request_smuggled_behind_content_length_and_chunked_is_never_serv
     char *req = fmt("GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\nTransfer-Encoding: chunked\r\n\r\n"
                     "0\r\n\r\n%s",
                     strlen(inner) + 5, inner);
-    int fd = raw_connect();
+    int fd = raw_connect(g_port);
     raw_send(fd, req, strlen(req));
     struct raw_resp r;
     raw_read(fd, 5000, &r);
@@ -328,7 +221,7 @@ Test(framing, a_401_with_a_body_is_answered_on_its_headers_without_100_continue)
             char *head = fmt("POST /v1/registrations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
                              "Content-Length: %zu\r\n%s\r\n",
                              auths[i], strlen(body), expect ? "Expect: 100-continue\r\n" : "");
-            int fd = raw_connect();
+            int fd = raw_connect(g_port);
             raw_send(fd, head, strlen(head));
             struct raw_resp r;
             raw_read(fd, 5000, &r);
@@ -351,7 +244,7 @@ Test(framing, a_401_with_a_body_is_answered_on_its_headers_without_100_continue)
 Test(framing, a_refusal_without_a_body_keeps_the_connection)
 {
     start((const char *const[]){"--threads", "2", NULL});
-    int fd = raw_connect();
+    int fd = raw_connect(g_port);
     const char *req = "GET /v1/organizations/x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer etk_nope\r\n\r\n";
     struct raw_resp r;
     raw_send(fd, req, strlen(req));
@@ -384,12 +277,12 @@ Test(framing, a_client_that_sends_2_mib_without_expect_reads_the_413_and_the_401
         char *head = fmt("POST /v1/organizations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
                          "Content-Length: %zu\r\n\r\n%s",
                          auths[i], size, create);
-        int fd = raw_connect();
+        int fd = raw_connect(g_port);
         /* Like a client on a real network: the answer to the headers comes
          * back while the rest of the body is still on its way. */
         size_t first = 64 * 1024, rest = size - strlen(create) - first;
         bool sent = raw_send(fd, head, strlen(head)) && raw_send(fd, pad, first);
-        pause_ms(300);
+        it_pause_ms(300);
         sent = sent && raw_send(fd, pad, rest);
         struct raw_resp r;
         raw_read(fd, 5000, &r);
@@ -411,7 +304,7 @@ static int half_sent(size_t length, size_t sent, bool chunked)
                          : fmt("POST /v1/organizations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
                                "Content-Length: %zu\r\n\r\n",
                                admin_auth(), length);
-    int fd = raw_connect();
+    int fd = raw_connect(g_port);
     char *pad = repeat_char(' ', sent);
     cr_assert(raw_send(fd, head, strlen(head)) && raw_send(fd, pad, sent));
     free(pad);
@@ -435,7 +328,7 @@ Test(framing, bodies_over_the_budget_get_503_with_retry_after_until_one_ends)
     for (int chunked = 0; chunked < 2; chunked++) {
         /* One body of 4000 bytes is being received: 4001 of 6000 reserved. */
         int holder = half_sent(4000, 10, false);
-        pause_ms(200);
+        it_pause_ms(200);
         char *id = it_id("bud");
         char *body = org_body(id, 2500);
         char *req = chunked ? fmt("POST /v1/organizations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
@@ -444,7 +337,7 @@ Test(framing, bodies_over_the_budget_get_503_with_retry_after_until_one_ends)
                             : fmt("POST /v1/organizations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
                                   "Content-Length: 2500\r\n\r\n%s",
                                   admin_auth(), body);
-        int fd = raw_connect();
+        int fd = raw_connect(g_port);
         raw_send(fd, req, strlen(req));
         struct raw_resp r;
         raw_read(fd, 5000, &r);
@@ -457,7 +350,7 @@ Test(framing, bodies_over_the_budget_get_503_with_retry_after_until_one_ends)
         bool served = false;
         for (int i = 0; i < 50 && !served; i++) {
             if (i)
-                pause_ms(100);
+                it_pause_ms(100);
             struct http_req rq = {.method = "POST", .path = "/v1/organizations", .content_type = "application/json",
                                   .body = body, .len = 2500, .chunked = chunked, .base = b};
             struct http_resp *ok = http_do(&rq);
@@ -503,7 +396,7 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
         char *head = fmt("POST /v1/organizations HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
                          "Content-Length: %u\r\n\r\n{\"id\":\"%s_%d\",\"name\":\"n\",\"x\":\"",
                          admin_auth(), MEM_BODY, tag, i);
-        fds[i] = raw_connect();
+        fds[i] = raw_connect(g_port);
         cr_assert(raw_send(fds[i], head, strlen(head)));
         fcntl(fds[i], F_SETFL, O_NONBLOCK);
         free(head);
@@ -549,7 +442,7 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
             more = more || sent[i] < MEM_BODY / 2;
         }
         if (more)
-            pause_ms(1);
+            it_pause_ms(1);
     }
     size_t held = 0;
     for (int i = 0; i < MEM_CONNS; i++)
@@ -558,7 +451,7 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
      * (the last of it may still be in flight: give it a moment). */
     struct http_resp *h = http_get_at(b, "/healthz");
     EXPECT_JSON(h, 200);
-    pause_ms(500);
+    it_pause_ms(500);
     long long peak = vm_kb(g_pid, "VmHWM"), now = vm_kb(g_pid, "VmRSS");
     cr_log_info("memory: VmRSS %lld kB before, %lld kB with %zu bodies half-sent (%d refused), peak %lld kB",
                 before, now, held, busy, peak);
@@ -575,7 +468,7 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
     bool served = false;
     for (int i = 0; i < 50 && !served; i++) {
         if (i)
-            pause_ms(100);
+            it_pause_ms(100);
         struct http_req rq = {.method = "POST", .path = "/v1/organizations", .content_type = "application/json",
                               .body = body, .len = MEM_BODY, .base = b};
         struct http_resp *ok = http_do(&rq);

@@ -24,7 +24,6 @@
 #include "harness.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +39,7 @@ static pid_t g_pid = -1;
 
 static void stop_service(void)
 {
-    if (g_pid > 0) {
-        http_close();
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
 }
 
 TestSuite(limits, .init = it_setup, .fini = stop_service, .timeout = 60);
@@ -54,12 +49,6 @@ static char *start(const char *const *args)
     char *base = NULL;
     g_pid = spawn_service(args, NULL, LOG, &base);
     return base;
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static struct http_resp *post_at(const char *base, const char *path, const char *body, size_t len, bool chunked)
@@ -250,75 +239,32 @@ Test(limits, names_longer_than_max_name_chars_are_422)
 
 /* ---- connection limits, on raw sockets --------------------------------------------- */
 
-static int port_of(const char *base)
-{
-    const char *colon = strrchr(base, ':');
-    cr_assert(colon, "no port in %s", base);
-    return atoi(colon + 1);
-}
-
-static int raw_connect(const char *base)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_of(base)),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect to %s: %s", base,
-              strerror(errno));
-    return fd;
-}
-
-static void raw_send(int fd, const char *data)
-{
-    size_t len = strlen(data);
-    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-    cr_assert(n == (ssize_t)len, "send: %s", n < 0 ? strerror(errno) : "short write");
-}
-
 enum raw_outcome { RAW_ANSWERED, RAW_CLOSED, RAW_SILENT };
 
-/* Reads what the server sends within timeout_ms: a whole response (status
- * and Content-Length body: RAW_ANSWERED, *status set), the connection closed
- * or reset before a response (RAW_CLOSED), or nothing at all (RAW_SILENT). */
+/* What the server sends within timeout_ms: a whole response (status and
+ * Content-Length body: RAW_ANSWERED, *status set), the connection closed or
+ * reset before a response, or part of one and no more (RAW_CLOSED), or
+ * nothing at all (RAW_SILENT). */
 static enum raw_outcome raw_read_response(int fd, int timeout_ms, int *status)
 {
-    char buf[8192];
-    size_t used = 0;
-    long long deadline = it_now_ms() + timeout_ms;
-    for (;;) {
-        long long left = deadline - it_now_ms();
-        if (left <= 0)
-            return used ? RAW_CLOSED : RAW_SILENT;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int rc = poll(&p, 1, (int)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc == 0)
-            continue;
-        ssize_t n = recv(fd, buf + used, sizeof buf - 1 - used, 0);
-        if (n <= 0)
-            return RAW_CLOSED;
-        used += (size_t)n;
-        buf[used] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (!end)
-            continue;
-        const char *cl = strcasestr(buf, "\r\nContent-Length:");
-        size_t body = cl ? (size_t)strtoul(cl + 17, NULL, 10) : 0;
-        if (used >= (size_t)(end + 4 - buf) + body) {
-            cr_assert(strncmp(buf, "HTTP/1.1 ", 9) == 0, "not an HTTP response: %.100s", buf);
-            *status = atoi(buf + 9);
-            return RAW_ANSWERED;
-        }
-    }
+    struct raw_resp r;
+    raw_read(fd, timeout_ms, &r);
+    *status = r.status;
+    return r.status ? RAW_ANSWERED : r.closed || r.partial ? RAW_CLOSED : RAW_SILENT;
 }
 
 static const char HEALTHZ[] = "GET /healthz HTTP/1.1\r\nHost: limits\r\n\r\n";
+
+static void expect_sent(int fd, const char *text)
+{
+    cr_assert(raw_send(fd, text, strlen(text)), "send: %s", strerror(errno));
+}
 
 /* A keep-alive request on an open connection: must answer 200. */
 static void expect_served(int fd, const char *which)
 {
     int status = 0;
-    raw_send(fd, HEALTHZ);
+    expect_sent(fd, HEALTHZ);
     enum raw_outcome o = raw_read_response(fd, 5000, &status);
     cr_assert(o == RAW_ANSWERED && status == 200, "%s: expected 200 on /healthz, got %s (%d)", which,
               o == RAW_CLOSED ? "the connection closed" : o == RAW_SILENT ? "no answer in 5 s" : "an answer",
@@ -329,12 +275,12 @@ Test(limits, per_ip_connection_limit_closes_the_extra_connection)
 {
     const char *args[] = {"--per-ip-connection-limit", "2", NULL}; /* the default 16 threads */
     char *b = start(args);
-    int c1 = raw_connect(b), c2 = raw_connect(b);
+    int c1 = raw_connect(raw_port(b)), c2 = raw_connect(raw_port(b));
     expect_served(c1, "connection 1 of 2");
     expect_served(c2, "connection 2 of 2");
 
     /* The third from the same address is closed without an answer. */
-    int c3 = raw_connect(b);
+    int c3 = raw_connect(raw_port(b));
     int status = 0;
     send(c3, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL); /* may fail: already closed */
     enum raw_outcome o = raw_read_response(c3, 3000, &status);
@@ -349,8 +295,8 @@ Test(limits, per_ip_connection_limit_closes_the_extra_connection)
     bool served = false;
     for (int i = 0; i < 50 && !served; i++) {
         if (i)
-            pause_ms(100);
-        int c = raw_connect(b);
+            it_pause_ms(100);
+        int c = raw_connect(raw_port(b));
         send(c, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL);
         served = raw_read_response(c, 2000, &status) == RAW_ANSWERED && status == 200;
         close(c);
@@ -365,12 +311,12 @@ Test(limits, connection_limit_answers_503_to_the_extra_connection_and_serves_the
     char *b = start(args);
     int c[3];
     for (int i = 0; i < 3; i++) {
-        c[i] = raw_connect(b);
+        c[i] = raw_connect(raw_port(b));
         expect_served(c[i], "one of the first 3 connections");
     }
     /* The fourth is answered 503 (Retry-After, problem+json) and closed at
      * once, before it even sends a request: it is refused, not queued. */
-    int c4 = raw_connect(b);
+    int c4 = raw_connect(raw_port(b));
     char got[2048] = "";
     size_t used = 0;
     long long t0 = it_now_ms();
@@ -397,8 +343,8 @@ Test(limits, connection_limit_answers_503_to_the_extra_connection_and_serves_the
     int status = 0;
     for (int i = 0; i < 50 && !served; i++) {
         if (i)
-            pause_ms(100);
-        int c5 = raw_connect(b);
+            it_pause_ms(100);
+        int c5 = raw_connect(raw_port(b));
         send(c5, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL);
         served = raw_read_response(c5, 2000, &status) == RAW_ANSWERED && status == 200;
         close(c5);
@@ -432,12 +378,12 @@ Test(limits, connection_timeout_closes_half_sent_and_idle_connections)
     const char *args[] = {"--threads", "2", "--connection-timeout", "2", NULL};
     char *b = start(args);
 
-    int keep_alive = raw_connect(b);
+    int keep_alive = raw_connect(raw_port(b));
     expect_served(keep_alive, "a keep-alive connection");
     long long t0 = it_now_ms();
-    int half = raw_connect(b);
-    raw_send(half, "GET /heal");
-    int idle = raw_connect(b);
+    int half = raw_connect(raw_port(b));
+    expect_sent(half, "GET /heal");
+    int idle = raw_connect(raw_port(b));
     /* All three wait at once: closed between 1.5 s and 4 s from now. */
     const struct {
         const char *what;
@@ -452,7 +398,7 @@ Test(limits, connection_timeout_closes_half_sent_and_idle_connections)
         close(conns[i].fd);
     }
     /* A client that is quick enough is served as usual. */
-    int fresh = raw_connect(b);
+    int fresh = raw_connect(raw_port(b));
     expect_served(fresh, "a new connection after the timeouts");
     close(fresh);
 }
@@ -464,8 +410,8 @@ Test(limits, connection_timeout_closes_a_client_trickling_its_request)
 {
     const char *args[] = {"--threads", "2", "--connection-timeout", "2", NULL};
     char *b = start(args);
-    int fd = raw_connect(b);
-    raw_send(fd, "GET /healthz HTTP/1.1\r\nX-Slow: ");
+    int fd = raw_connect(raw_port(b));
+    expect_sent(fd, "GET /healthz HTTP/1.1\r\nX-Slow: ");
     long long t0 = it_now_ms();
     long long closed = -1;
     while (closed < 0 && it_now_ms() - t0 < 6500) {

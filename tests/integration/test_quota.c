@@ -40,11 +40,7 @@ static char *counters_of(const char *org)
 
 static void finish(void)
 {
-    if (g_pid > 0) {
-        http_close();
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
     for (size_t i = 0; i < g_norgs; i++)
         redis_ll("EVAL %s 0 %s", DEL_COUNTERS, counters_of(g_orgs[i]));
     g_norgs = 0;

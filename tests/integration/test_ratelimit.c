@@ -39,11 +39,7 @@ static size_t g_norgs;
 
 static void finish(void)
 {
-    if (g_pid > 0) {
-        http_close();
-        stop_spawned_service(g_pid);
-        g_pid = -1;
-    }
+    release_spawned_service(&g_pid);
     for (size_t i = 0; i < g_norgs; i++)
         redis_ll("DEL eventtrack:rl:{%s}", g_orgs[i]);
     g_norgs = 0;
@@ -72,25 +68,6 @@ static char *start_window(const char *const *env, const char *window)
 static char *start(const char *const *env)
 {
     return start_window(env, "3");
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static struct http_resp *get_as(const char *base, const char *path, const char *key)
-{
-    struct http_req rq = {.method = "GET", .path = path, .auth = key, .base = base};
-    return http_do(&rq);
-}
-
-static struct http_resp *post_as(const char *base, const char *path, const char *body, const char *key)
-{
-    struct http_req rq = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                          .auth = key, .base = base};
-    return http_do(&rq);
 }
 
 /* An organization made over HTTP with its first key; its counter is dropped at the end. */
@@ -135,13 +112,13 @@ Test(ratelimit, an_organization_gets_the_limit_per_window_then_429_with_retry_af
     char *path_a = fmt("/v1/organizations/%s", a), *path_b = fmt("/v1/organizations/%s", other);
     /* A second key of A, issued by the admin (the admin is not counted). */
     char *kpath = fmt("/v1/organizations/%s/keys", a);
-    struct http_resp *r = post_as(b, kpath, "{}", NULL);
+    struct http_resp *r = http_post_json_at_as(b, kpath, "{}", NULL);
     EXPECT_JSON(r, 201);
     char *key_a2 = it_strdup(jstr(resp_json(r), "api_key"));
 
     /* Both keys of A draw on one window: 3 requests with one, 2 with the other. */
     for (int i = 1; i <= LIMIT; i++) {
-        r = get_as(b, path_a, i <= 3 ? key_a : key_a2);
+        r = http_get_at_as(b, path_a, i <= 3 ? key_a : key_a2);
         EXPECT_JSON(r, 200);
         char *k = rl_key(a);
         char *count = redis_text("GET %s", k);
@@ -151,48 +128,48 @@ Test(ratelimit, an_organization_gets_the_limit_per_window_then_429_with_retry_af
     /* Over the limit: refused before anything happens, with either key. */
     char *evt = it_id("evt");
     char *body = fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"Too many\"}", evt, a);
-    r = post_as(b, "/v1/events", body, key_a);
+    r = http_post_json_at_as(b, "/v1/events", body, key_a);
     expect_limited(r);
     long retry = strtol(r->retry_after, NULL, 10);
     cr_assert_eq(pg_ll("SELECT count(*) FROM events WHERE id = $1", PG_PARAMS(evt)), 0,
                  "a rate-limited request created its event");
-    r = get_as(b, path_a, key_a);
+    r = http_get_at_as(b, path_a, key_a);
     expect_limited(r);
-    r = get_as(b, path_a, key_a2);
+    r = http_get_at_as(b, path_a, key_a2);
     expect_limited(r);
     expect_ttl(a, "a refused request");
     /* A key A mints for itself is refused as well: keys buy no requests. */
-    r = post_as(b, kpath, "{}", key_a);
+    r = http_post_json_at_as(b, kpath, "{}", key_a);
     expect_limited(r);
 
     /* Others are unaffected: another organization, and the admin key. */
     for (int i = 0; i < LIMIT; i++) {
-        r = get_as(b, path_b, key_b);
+        r = http_get_at_as(b, path_b, key_b);
         EXPECT_JSON(r, 200);
     }
     for (int i = 0; i < 4 * LIMIT; i++) {
-        r = get_as(b, path_a, NULL);
+        r = http_get_at_as(b, path_a, NULL);
         EXPECT_JSON(r, 200);
     }
     cr_assert_eq(redis_ll("EXISTS %s", rl_key("admin")), 0, "the admin key has a rate-limit counter");
 
     /* After the window (Retry-After, then polling): served again, in a new window. */
-    pause_ms((int)retry * 1000 - 200);
+    it_pause_ms((int)retry * 1000 - 200);
     long long deadline = it_now_ms() + 3000;
     long status = 0;
     while (status != 200 && it_now_ms() < deadline) {
-        r = get_as(b, path_a, key_a2);
+        r = http_get_at_as(b, path_a, key_a2);
         status = r->status;
         if (status != 200) {
             expect_limited(r);
-            pause_ms(100);
+            it_pause_ms(100);
         }
     }
     cr_assert_eq(status, 200, "organization %s was still limited %d s after Retry-After: %ld", a, 3, retry);
     char *count = redis_text("GET %s", rl_key(a));
     cr_assert(count && strcmp(count, "1") == 0, "the new window's counter is %s, expected 1", count ? count : "nil");
     expect_ttl(a, "the first request of a new window");
-    r = post_as(b, "/v1/events", body, key_a);
+    r = http_post_json_at_as(b, "/v1/events", body, key_a);
     EXPECT_JSON(r, 201);
 }
 
@@ -206,14 +183,14 @@ Test(ratelimit, keys_an_organization_mints_share_its_window)
     char *kpath = fmt("/v1/organizations/%s/keys", org), *path = fmt("/v1/organizations/%s", org);
     char *keys[LIMIT];
     for (int i = 0; i < LIMIT - 1; i++) {     /* LIMIT - 1 requests: mint LIMIT - 1 keys */
-        struct http_resp *r = post_as(b, kpath, "{}", key);
+        struct http_resp *r = http_post_json_at_as(b, kpath, "{}", key);
         EXPECT_JSON(r, 201);
         keys[i] = it_strdup(jstr(resp_json(r), "api_key"));
     }
-    struct http_resp *r = get_as(b, path, keys[0]);   /* the LIMIT-th request */
+    struct http_resp *r = http_get_at_as(b, path, keys[0]);   /* the LIMIT-th request */
     EXPECT_JSON(r, 200);
     for (int i = 0; i < LIMIT - 1; i++) {
-        r = get_as(b, path, keys[i]);
+        r = http_get_at_as(b, path, keys[i]);
         EXPECT_PROBLEM(r, 429, "rate-limited");
     }
     char *count = redis_text("GET %s", rl_key(org));
@@ -255,14 +232,14 @@ Test(ratelimit, a_counter_that_lost_its_ttl_gets_one_back)
     char *key = NULL;
     char *org = limited_org(&key);
     char *path = fmt("/v1/organizations/%s", org);
-    struct http_resp *r = get_as(b, path, key);
+    struct http_resp *r = http_get_at_as(b, path, key);
     EXPECT_JSON(r, 200);
     /* A counter left without a TTL (by a crash of an older version, an
      * operator's PERSIST, a restore...) would lock its key out forever. */
     char *k = rl_key(org);
     cr_assert_eq(redis_ll("PERSIST %s", k), 1);
     cr_assert_eq(redis_ll("TTL %s", k), -1);
-    r = get_as(b, path, key);
+    r = http_get_at_as(b, path, key);
     EXPECT_JSON(r, 200);
     expect_ttl(org, "a request on a counter without a TTL");
     char *count = redis_text("GET %s", k);
@@ -282,10 +259,10 @@ Test(ratelimit, with_redis_down_the_process_still_limits)
     /* The limiter works through the proxy... */
     struct http_resp *r;
     for (int i = 0; i < LIMIT; i++) {
-        r = get_as(b, path, key);
+        r = http_get_at_as(b, path, key);
         EXPECT_JSON(r, 200);
     }
-    r = get_as(b, path, key);
+    r = http_get_at_as(b, path, key);
     expect_limited(r);
 
     /* ...and with Redis gone the process counts: in each window exactly
@@ -302,7 +279,7 @@ Test(ratelimit, with_redis_down_the_process_still_limits)
             long long t0 = it_now_ms();
             char *evt = it_id("evt");
             char *body = fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"No Redis\"}", evt, org);
-            r = i == 0 ? post_as(b, "/v1/events", body, key) : get_as(b, path, key);
+            r = i == 0 ? http_post_json_at_as(b, "/v1/events", body, key) : http_get_at_as(b, path, key);
             cr_assert(it_now_ms() - t0 < 2000, "%s took %lld ms with Redis down", r->what, it_now_ms() - t0);
             if (r->status == 429) {
                 expect_limited(r);
@@ -321,7 +298,7 @@ Test(ratelimit, with_redis_down_the_process_still_limits)
         cr_assert(window == 0 ? admitted >= LIMIT && admitted <= 2 * LIMIT && limited >= 1 : admitted == LIMIT,
                   "with Redis down, burst %d: %d admitted, %d limited (limit %d per window)", window, admitted,
                   limited, LIMIT);
-        pause_ms((int)retry * 1000 + 100);
+        it_pause_ms((int)retry * 1000 + 100);
     }
 
     /* Redis back: Redis counts again by itself (its counter fills up). */
@@ -329,14 +306,14 @@ Test(ratelimit, with_redis_down_the_process_still_limits)
     long long deadline = it_now_ms() + 10000;
     long long counted = 0;
     while (counted < 1 && it_now_ms() < deadline) {
-        r = get_as(b, path, key);
+        r = http_get_at_as(b, path, key);
         if (r->status == 429)
             expect_limited(r);
         else
             EXPECT_JSON(r, 200);
         char *c = redis_text("GET %s", rl_key(org));
         counted = c ? atoll(c) : 0;
-        pause_ms(50);
+        it_pause_ms(50);
     }
     cr_assert(counted >= 1, "Redis did not count again within 10 s of coming back");
 }
