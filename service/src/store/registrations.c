@@ -42,9 +42,9 @@
  *     most of its time in per-transaction work (executor start, commit, WAL
  *     flush, two process switches), not in the rows it writes, so under load
  *     concurrent registrations are saved together: each request joins a
- *     queue; while fewer than GROUP_LANES groups are in flight, the oldest
- *     waiter leads, takes up to GROUP_MAX queued registrations and saves
- *     them in ONE statement (stmt_register_group), on its own connection.
+ *     queue (store/group_commit.c, where its states are drawn); while fewer
+ *     than GROUP_LANES groups are in flight, the oldest waiter leads, takes
+ *     up to GROUP_MAX queued registrations and saves them in ONE statement (stmt_register_group), on its own connection.
  *     Nobody waits for a group to fill: a request arriving at an idle
  *     service runs alone, at once; a queue only forms while the lanes are
  *     busy, and what queued meanwhile is the next group (docs/adr/0008).
@@ -59,7 +59,6 @@
  *     A registration inside the caller's transaction (Idempotency-Key) never
  *     joins a group: its commit belongs to the caller.
  */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,12 +66,19 @@
 #include <time.h>
 
 #include "json/writer.h"
+#include "store/group_commit.h"
 #include "store/pg.h"
 #include "store/store.h"
 
-#define REGISTER_BUSY_MS 2000        /* design note 6 */
-#define GROUP_LANES 2                /* design note 7: groups in flight at once */
-#define GROUP_MAX 32                 /* registrations in one group */
+#define REGISTER_BUSY_MS 2000        /* design note 6: the longest a saturated organization is retried */
+/* Design note 6's back-off: BUSY_AT_ONCE attempts with no pause, then pauses
+ * growing by BUSY_PAUSE_STEP_US up to BUSY_PAUSE_MAX_US. Each attempt is
+ * charged BUSY_ATTEMPT_COST_US on top of its pause (the statement's own time,
+ * roughly), so the budget ends even when no pause is taken. */
+#define BUSY_AT_ONCE 2
+#define BUSY_PAUSE_STEP_US 100
+#define BUSY_PAUSE_MAX_US 1000
+#define BUSY_ATTEMPT_COST_US 100
 
 static const struct pg_stmt stmt_register = {
     "registrations_create",
@@ -211,6 +217,15 @@ static enum et_err registration_refused(struct pg *db, const struct registration
     PQclear(res);
     return err;
 }
+/* Design note 6: the pause before busy attempt `attempt` (0 at first). */
+static long busy_pause_us(int attempt)
+{
+    long pause = (long)(attempt - BUSY_AT_ONCE + 1) * BUSY_PAUSE_STEP_US;
+
+    if (attempt < BUSY_AT_ONCE)
+        return 0;
+    return pause < BUSY_PAUSE_MAX_US ? pause : BUSY_PAUSE_MAX_US;
+}
 
 /* Design notes 1-6: one registration, one statement. */
 static enum et_err register_alone(struct pg *db, struct registration *r, const char *tenant,
@@ -240,10 +255,10 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
         if (waited_us >= REGISTER_BUSY_MS * 1000)
             return p->err;                           /* 503: saturated (design note 6) */
         /* Design note 6: at once, then pauses growing to 1 ms. */
-        long pause_us = attempt < 2 ? 0 : attempt < 12 ? 100 * (attempt - 1) : 1000;
+        long pause_us = busy_pause_us(attempt);
         if (pause_us > 0)
             nanosleep(&(struct timespec){0, pause_us * 1000}, NULL);
-        waited_us += pause_us + 100;
+        waited_us += pause_us + BUSY_ATTEMPT_COST_US;
         problem_clear(p);
     }
     snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, 0, 0));
@@ -255,38 +270,11 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
 
 /* ------------------------------------------------ design note 7: groups */
 
-enum waiter_state { QUEUED, IN_GROUP, SAVED, RUN_ALONE };
-
-struct waiter {
-    struct registration *r;
-    struct waiter *next;
-    enum waiter_state state;        /* written under group.lock */
-};
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t settled;         /* a group finished: states changed, a lane freed */
-    struct waiter *head, **tail;    /* registrations waiting for a lane, oldest first */
-    int lanes_busy;
-    long groups, grouped;           /* for /metrics: groups saved, registrations in them */
-} group = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &group.head, 0, 0, 0};
-
-/* Unlinks w from the queue (held under group.lock). */
-static void queue_remove(struct waiter *w)
-{
-    struct waiter **at = &group.head;
-
-    while (*at != w)
-        at = &(*at)->next;
-    *at = w->next;
-    if (group.tail == &w->next)
-        group.tail = at;
-}
-
-/* Saves what it can of the group in one statement: saved[i] tells which.
- * Runs without the lock; the other members are blocked and only read their
- * registration after the leader publishes the states under the lock. */
-static int save_group(struct pg *db, struct waiter *const *members, int n, bool *saved)
+/* Design note 7: saves what it can of the group in one statement; saved[i]
+ * tells which (a group_save_fn). Runs on the leader's thread; the other
+ * members are blocked and only read their registration after the leader
+ * publishes the states (store/group_commit.c). */
+static int save_group(struct pg *db, struct registration *const *regs, int n, bool *saved)
 {
     struct buf json = BUF_INIT;
     struct problem p = {0};
@@ -298,7 +286,7 @@ static int save_group(struct pg *db, struct waiter *const *members, int n, bool 
     jw_init(&w, &json);
     jw_array_begin(&w);
     for (int i = 0; i < n; i++) {
-        const struct registration *r = members[i]->r;
+        const struct registration *r = regs[i];
         saved[i] = false;
         jw_object_begin(&w);
         jw_key(&w, "n"), jw_int(&w, i);
@@ -320,7 +308,7 @@ static int save_group(struct pg *db, struct waiter *const *members, int n, bool 
         int i = atoi(PQgetvalue(res, row, 0));
         if (i < 0 || i >= n || saved[i])
             continue;
-        struct registration *r = members[i]->r;
+        struct registration *r = regs[i];
         snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, row, 1));
         snprintf(r->registered_at, sizeof r->registered_at, "%s", PQgetvalue(res, row, 2));
         r->credits_remaining = strtoll(PQgetvalue(res, row, 3), NULL, 10);
@@ -332,56 +320,6 @@ static int save_group(struct pg *db, struct waiter *const *members, int n, bool 
     return count;
 }
 
-/* Design note 7: joins the queue; leads a group when a lane is free. */
-static enum et_err register_grouped(struct pg *db, struct registration *r, const char *tenant,
-                                    struct problem *p)
-{
-    struct waiter self = {.r = r, .state = QUEUED};
-    struct waiter *members[GROUP_MAX];
-    bool saved[GROUP_MAX];
-    enum et_err err = ET_OK;
-    int n = 0, count = 0;
-
-    pthread_mutex_lock(&group.lock);
-    *group.tail = &self;
-    group.tail = &self.next;
-    while (self.state == IN_GROUP || (self.state == QUEUED && group.lanes_busy == GROUP_LANES))
-        pthread_cond_wait(&group.settled, &group.lock);
-    if (self.state != QUEUED) {                   /* another thread's group settled it */
-        pthread_mutex_unlock(&group.lock);
-        return self.state == SAVED ? ET_OK : register_alone(db, r, tenant, p);
-    }
-    /* Lead: this registration first, then the oldest waiters. */
-    queue_remove(&self);
-    members[n++] = &self;
-    while (n < GROUP_MAX && group.head != NULL) {
-        members[n] = group.head;
-        members[n]->state = IN_GROUP;
-        queue_remove(members[n++]);
-    }
-    group.lanes_busy++;
-    pthread_mutex_unlock(&group.lock);
-
-    if (n == 1)                                   /* alone: the one-row statement is cheaper */
-        err = register_alone(db, r, tenant, p);
-    else
-        count = save_group(db, members, n, saved);
-
-    pthread_mutex_lock(&group.lock);
-    group.lanes_busy--;
-    for (int i = 1; i < n; i++)
-        members[i]->state = saved[i] ? SAVED : RUN_ALONE;
-    if (count > 0) {
-        group.groups++;
-        group.grouped += count;
-    }
-    pthread_cond_broadcast(&group.settled);
-    pthread_mutex_unlock(&group.lock);
-    if (n > 1 && !saved[0])
-        err = register_alone(db, r, tenant, p);
-    return err;
-}
-
 /* One registration: debit a credit and save it, in one transaction. */
 enum et_err registrations_create(struct pg *db, struct registration *r, const char *tenant,
                                  struct problem *p)
@@ -389,15 +327,12 @@ enum et_err registrations_create(struct pg *db, struct registration *r, const ch
     id_generate(r->id, "reg");
     if (PQtransactionStatus(pg_conn(db)) != PQTRANS_IDLE)
         return register_alone(db, r, tenant, p);  /* the caller's transaction (note 7) */
-    return register_grouped(db, r, tenant, p);
+    return group_commit(db, r, tenant, register_alone, save_group, p);
 }
 
 void registrations_group_stats(long *groups, long *grouped)
 {
-    pthread_mutex_lock(&group.lock);
-    *groups = group.groups;
-    *grouped = group.grouped;
-    pthread_mutex_unlock(&group.lock);
+    group_commit_stats(groups, grouped);
 }
 
 enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
