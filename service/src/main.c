@@ -23,9 +23,11 @@ static int cmd_migrate(const struct config *cfg)
 {
     struct problem p = {0};
     struct pg *db = pg_open(cfg->database_url, &p);
+    struct store st;
     size_t applied = 0;
 
-    if (db == NULL || migrate_run(db, &applied, &p) != ET_OK) {
+    store_init_conns(&st, db, NULL);
+    if (db == NULL || migrate_run(&st, &applied, &p) != ET_OK) {
         fprintf(stderr, "eventtrack: migrate: %s\n", p.detail);
         pg_close(db);
         return 1;
@@ -40,12 +42,14 @@ static int cmd_rebuild(const struct config *cfg)
     struct problem p = {0};
     struct pg *db = pg_open(cfg->database_url, &p);
     struct rds *r = db ? rds_open(&cfg->redis, &p) : NULL;
+    struct store st;
     size_t boards = 0, events = 0;
     int status = 1;
 
     leaderboard_configure(cfg->applied_retention_hours * 3600);
+    store_init_conns(&st, db, r);
     if (r == NULL ||
-        leaderboard_rebuild(db, r, cfg->rebuild_event_id[0] ? cfg->rebuild_event_id : NULL,
+        leaderboard_rebuild(&st, cfg->rebuild_event_id[0] ? cfg->rebuild_event_id : NULL,
                             &boards, &events, &p) != ET_OK) {
         fprintf(stderr, "eventtrack: rebuild-leaderboards: %s\n", p.detail);
     } else {
@@ -63,13 +67,15 @@ static bool schema_current(const struct config *cfg)
 {
     struct problem p = {0};
     struct pg *db = pg_open(cfg->database_url, &p);
+    struct store st;
     long pending;
 
     if (db == NULL) {
         fprintf(stderr, "eventtrack: PostgreSQL is not reachable yet; serving, and retrying on each request\n");
         return true;
     }
-    pending = migrate_pending(db);
+    store_init_conns(&st, db, NULL);
+    pending = migrate_pending(&st);
     pg_close(db);
     if (pending > 0) {
         fprintf(stderr, "eventtrack: the database schema is behind this binary by %ld migration(s):"

@@ -38,10 +38,11 @@ struct worker {
 static void purge_idempotency_keys(struct app *app)
 {
     struct problem p = {0};
-    struct pg *db = pg_session(app->pg, &p);
+    struct store st;
     long long purged = 0;
 
-    if (db == NULL || idempotency_purge(db, 25, &purged, &p) != ET_OK) {
+    store_init(&st, app->pg, app->redis, 0);
+    if (idempotency_purge(&st, 25, &purged, &p) != ET_OK) {
         /* An outage is logged once by store/pg.c (design note 5); a
          * skipped purge during it is no news, and the next pass catches up. */
         if (p.err != ET_ERR_UNAVAILABLE)
@@ -62,10 +63,12 @@ static void *worker_main(void *arg)
     while (!w->stopping) {
         struct problem p = {0};
         struct sync_stats st;
+        struct store handle;               /* one per pass: no deadline, the pass is bounded */
         struct timespec until;
 
         pthread_mutex_unlock(&w->lock);
-        if (leaderboard_sync(w->app->pg, w->app->redis, &st, &p) != ET_OK) {
+        store_init(&handle, w->app->pg, w->app->redis, 0);
+        if (leaderboard_sync(&handle, &st, &p) != ET_OK) {
             if (!was_failing)   /* say it once per outage, not twice a second */
                 fprintf(stderr, "eventtrack: worker: leaderboard sync failed: %s; retrying every %lld ms\n",
                         p.detail, interval_ms);

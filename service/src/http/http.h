@@ -15,6 +15,7 @@
 #include "json/writer.h"
 
 struct app;
+struct store;
 struct sockaddr;
 
 enum http_method {
@@ -66,6 +67,8 @@ typedef enum et_err (*admit_fn)(struct request *req, const char *authorization,
 
 struct request {
     struct app *app;
+    struct store *store;                    /* this request's store handle (store/store.h):
+                                               every store verb takes it */
     enum http_method method;
     const struct route *route;
     const char *path;                       /* decoded, whole; see path_buf */
@@ -119,6 +122,8 @@ void respond_bytes(struct response *res, int status, const char *content_type, c
 /* Sets a strong ETag from the body written so far. The server answers a
  * matching If-None-Match with 304 and no body (http/server.c). */
 void respond_etag(struct response *res);
+/* Does an If-None-Match header name this ETag (or "*")? RFC 9110 13.1.2. */
+bool etag_matches(const char *if_none_match, const char *etag);
 
 /* The single et_err -> HTTP table: status, problem type, title, Retry-After. */
 void respond_problem(struct response *res, const struct problem *p);

@@ -142,3 +142,22 @@ void respond_error(struct response *res, enum et_err err, const char *slug, cons
     utf8_trim_partial(p.detail);
     respond_problem(res, &p);
 }
+
+/* Does an If-None-Match header name this ETag (or "*")? RFC 9110 13.1.2. */
+bool etag_matches(const char *if_none_match, const char *etag)
+{
+    size_t n = strlen(etag);
+
+    for (const char *p = if_none_match; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;                      /* weak comparison suffices for GET */
+        if (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}

@@ -74,6 +74,7 @@
 #include "http/linger.h"
 #include "http/router.h"
 #include "metrics.h"
+#include "store/store.h"
 
 /* Lingering close (http/linger.c, ADR 0012): a refused body is read and
  * thrown away for at most this long and this much, on at most this many
@@ -117,6 +118,7 @@ struct http_server {
 struct exchange {
     struct request req;
     struct response res;
+    struct store store;         /* req.store: this thread's connections, opened on first use */
     char *uri;                  /* raw URI; path and query are carved from it */
     struct problem refusal;     /* decided on the first callback, sent on the last */
     bool started;
@@ -304,6 +306,10 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
     unsigned allowed = 0;
 
     req->app = s->app;
+    /* No request deadline is set yet (0): the handle carries it for the
+     * store verbs once one is. */
+    store_init(&ex->store, s->app->pg, s->app->redis, 0);
+    req->store = &ex->store;
     req->client_addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)->client_addr;
     req->method = http_method_parse(method);
     req->query = q ? q + 1 : "";
@@ -334,25 +340,6 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
         return;
     }
     body_admit(&ex->body, &s->budget, &ex->framing, (size_t)s->app->cfg->max_body_bytes, &ex->refusal);
-}
-
-/* Does an If-None-Match header name this ETag (or "*")? RFC 9110 13.1.2. */
-static bool etag_matches(const char *if_none_match, const char *etag)
-{
-    size_t n = strlen(etag);
-
-    for (const char *p = if_none_match; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (*p == '*')
-            return true;
-        if (strncmp(p, "W/", 2) == 0)
-            p += 2;                      /* weak comparison suffices for GET */
-        if (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
-            return true;
-        p = strchr(p, ',');
-    }
-    return false;
 }
 
 static enum MHD_Result exchange_respond(const struct http_server *s, struct exchange *ex,

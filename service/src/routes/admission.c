@@ -116,13 +116,10 @@ static enum et_err authenticate(struct request *req, const char *token, uint64_t
 {
     const struct config *cfg = req->app->cfg;
     struct principal *who = &req->principal;
-    struct pg *db;
     enum et_err err = keys_recently_unknown(token, cfg->negative_cache_seconds, p);
 
     if (err == ET_OK) {
-        if ((db = pg_session(req->app->pg, p)) == NULL)
-            return p->err;
-        err = keys_authenticate(db, token, cfg->negative_cache_seconds, who->organization_id,
+        err = keys_authenticate(req->store, token, cfg->negative_cache_seconds, who->organization_id,
                                 who->key_id, p);
     }
     if (err == ET_ERR_UNAUTHORIZED && cfg->auth_failure_limit > 0)
@@ -153,7 +150,7 @@ enum et_err api_admit(struct request *req, const char *authorization, struct pro
         return p->err;
     if (req->route->access == ACCESS_ADMIN)
         return problem_set(p, ET_ERR_FORBIDDEN, NULL, "this operation needs the admin key");
-    return ratelimit_hit(req->app->redis, who->organization_id, cfg->rate_limit_requests,
+    return ratelimit_hit(req->store, who->organization_id, cfg->rate_limit_requests,
                          cfg->rate_limit_window_seconds, p);
 }
 
@@ -168,7 +165,7 @@ enum et_err ingest_quota_take(struct request *req, const struct analytics_event 
         return ET_OK;                      /* the operator's key is not a tenant */
     for (size_t i = 0; i < count; i++)
         n += events[i].status != INGEST_REJECTED;
-    return quota_take(req->app->redis, tenant, n, req->app->cfg->ingest_quota_per_day, t, p);
+    return quota_take(req->store, tenant, n, req->app->cfg->ingest_quota_per_day, t, p);
 }
 
 void ingest_quota_settle(struct request *req, const struct quota_ticket *t,
@@ -178,5 +175,5 @@ void ingest_quota_settle(struct request *req, const struct quota_ticket *t,
 
     for (size_t i = 0; logged && i < count; i++)
         kept += events[i].status == INGEST_CREATED;
-    quota_give_back(req->app->redis, t, t->taken - kept);
+    quota_give_back(req->store, t, t->taken - kept);
 }

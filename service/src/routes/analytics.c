@@ -83,16 +83,14 @@ void api_analytics_ingest(struct request *req, struct response *res)
     size_t count = 0;
     bool is_batch = false, logged = false;
     struct quota_ticket quota = {0};
-    struct pg *db;
 
     if (decode_analytics(req->body, req->body_len, &events, &count, &is_batch, &p) != ET_OK ||
-        ingest_quota_take(req, events, count, &quota, &p) != ET_OK ||
-        (db = pg_session(req->app->pg, &p)) == NULL) {
+        ingest_quota_take(req, events, count, &quota, &p) != ET_OK) {
         respond_problem(res, &p);
         goto done;
     }
     logged = true;       /* from here, what the insert logs is marked INGEST_CREATED */
-    if (analytics_ingest(db, req->app->redis, req_tenant(req), events, count, &p) != ET_OK) {
+    if (analytics_ingest(req->store, req_tenant(req), events, count, &p) != ET_OK) {
         respond_problem(res, &p);
         goto done;
     }

@@ -12,12 +12,10 @@ void api_events_create(struct request *req, struct response *res)
 {
     struct problem p = {0};
     struct event ev;
-    struct pg *db;
 
     if (decode_event_new(req->body, req->body_len, &ev, &p) != ET_OK ||
         !tenant_owns(req, ev.organization_id, "organization_id", &p) ||
-        (db = pg_session(req->app->pg, &p)) == NULL ||
-        events_create(db, &ev, &p) != ET_OK) {
+        events_create(req->store, &ev, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -29,10 +27,8 @@ void api_events_get(struct request *req, struct response *res)
 {
     struct problem p = {0};
     struct event ev;
-    struct pg *db;
 
-    if ((db = pg_session(req->app->pg, &p)) == NULL ||
-        events_get(db, req_param(req, "event_id"), req_tenant(req), &ev, &p) != ET_OK) {
+    if (events_get(req->store, req_param(req, "event_id"), req_tenant(req), &ev, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -43,11 +39,9 @@ void api_sessions_create(struct request *req, struct response *res)
 {
     struct problem p = {0};
     struct session s;
-    struct pg *db;
 
     if (decode_session_new(req->body, req->body_len, &s, &p) != ET_OK ||
-        (db = pg_session(req->app->pg, &p)) == NULL ||
-        sessions_create(db, &s, req_tenant(req), &p) != ET_OK) {
+        sessions_create(req->store, &s, req_tenant(req), &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -59,10 +53,8 @@ void api_sessions_get(struct request *req, struct response *res)
 {
     struct problem p = {0};
     struct session s;
-    struct pg *db;
 
-    if ((db = pg_session(req->app->pg, &p)) == NULL ||
-        sessions_get(db, req_param(req, "session_id"), req_tenant(req), &s, &p) != ET_OK) {
+    if (sessions_get(req->store, req_param(req, "session_id"), req_tenant(req), &s, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

@@ -50,14 +50,15 @@ static const char *method_name(enum http_method m)
 }
 
 /* The whole protocol once the request's identity is known. */
-static void run_keyed(struct response *res, struct pg *db, const struct idempotency_request *rq,
+static void run_keyed(struct response *res, struct store *st, const struct idempotency_request *rq,
                       idempotent_op op, void *arg)
 {
     struct problem p = {0};
+    struct store_txn txn;
     bool replay;
     int status;
 
-    if (idempotency_begin(db, rq, &replay, &status, &res->body, &p) != ET_OK) {
+    if (idempotency_begin(st, rq, &txn, &replay, &status, &res->body, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -66,17 +67,17 @@ static void run_keyed(struct response *res, struct pg *db, const struct idempote
         res->content_type = status >= 400 ? "application/problem+json" : "application/json";
         return;
     }
-    op(db, arg, res);
+    op(st, &txn, arg, res);
     if (res->status >= 500) {
-        idempotency_abort(db);
+        idempotency_abort(st, &txn);
         return;
     }
-    if (idempotency_finish(db, rq, res->status, res->body.data ? res->body.data : "", &p) != ET_OK)
+    if (idempotency_finish(st, &txn, rq, res->status, res->body.data ? res->body.data : "", &p) !=
+        ET_OK)
         respond_problem(res, &p);
 }
 
-void idempotent_run(struct request *req, struct response *res, struct pg *db,
-                    idempotent_op op, void *arg)
+void idempotent_run(struct request *req, struct response *res, idempotent_op op, void *arg)
 {
     const struct principal *who = &req->principal;
     struct problem p = {0};
@@ -85,7 +86,7 @@ void idempotent_run(struct request *req, struct response *res, struct pg *db,
     struct idempotency_request rq = {scope, legacy, req->idempotency_key, ""};
 
     if (req->idempotency_key == NULL) {
-        op(db, arg, res);
+        op(req->store, NULL, arg, res);
         return;
     }
     if (!key_valid(req->idempotency_key)) {
@@ -104,7 +105,7 @@ void idempotent_run(struct request *req, struct response *res, struct pg *db,
              who->admin ? "" : who->organization_id, method_name(req->method), req->path);
     /* What an older binary wrote for every route (ADR 0010): never replayed. */
     snprintf(legacy, sizeof legacy, "%s POST /v1", who->key_id[0] ? who->key_id : "-");
-    run_keyed(res, db, &rq, op, arg);
+    run_keyed(res, req->store, &rq, op, arg);
 done:
     buf_free(&canonical);
 }

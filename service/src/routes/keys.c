@@ -13,11 +13,9 @@ void api_keys_create(struct request *req, struct response *res)
     struct problem p = {0};
     const char *org_id = req_param(req, "org_id");
     struct api_key key;
-    struct pg *db;
     struct jw *w;
 
-    if (!tenant_owns(req, org_id, NULL, &p) || (db = pg_session(req->app->pg, &p)) == NULL ||
-        keys_create(db, org_id, &key, &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) || keys_create(req->store, org_id, &key, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -32,10 +30,8 @@ void api_keys_revoke(struct request *req, struct response *res)
 {
     struct problem p = {0};
     const char *org_id = req_param(req, "org_id");
-    struct pg *db;
 
-    if (!tenant_owns(req, org_id, NULL, &p) || (db = pg_session(req->app->pg, &p)) == NULL ||
-        keys_revoke(db, org_id, req_param(req, "key_id"), &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) || keys_revoke(req->store, org_id, req_param(req, "key_id"), &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

@@ -103,7 +103,7 @@ void api_leaderboard_top(struct request *req, struct response *res)
         memcpy(res->etag, slot->etag, sizeof res->etag);
         return;
     }
-    if (leaderboard_top(req->app->redis, event_id, top_n, entries, &n, &p) != ET_OK) {
+    if (leaderboard_top(req->store, event_id, top_n, entries, &n, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -128,7 +128,7 @@ void api_leaderboard_speaker(struct request *req, struct response *res)
     struct leaderboard_entry entry;
     const char *event_id = req_param(req, "event_id");
 
-    if (leaderboard_speaker(req->app->redis, event_id, req_param(req, "speaker_id"), &entry,
+    if (leaderboard_speaker(req->store, event_id, req_param(req, "speaker_id"), &entry,
                             &p) != ET_OK) {
         respond_problem(res, &p);
         return;

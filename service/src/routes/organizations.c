@@ -13,11 +13,9 @@ void api_organizations_create(struct request *req, struct response *res)
     struct problem p = {0};
     struct organization org;
     struct api_key key;
-    struct pg *db;
 
     if (decode_organization_new(req->body, req->body_len, &org, &p) != ET_OK ||
-        (db = pg_session(req->app->pg, &p)) == NULL ||
-        organizations_create(db, &org, &key, &p) != ET_OK) {
+        organizations_create(req->store, &org, &key, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -30,10 +28,8 @@ void api_organizations_get(struct request *req, struct response *res)
     struct problem p = {0};
     const char *org_id = req_param(req, "org_id");
     struct organization org;
-    struct pg *db;
 
-    if (!tenant_owns(req, org_id, NULL, &p) || (db = pg_session(req->app->pg, &p)) == NULL ||
-        organizations_get(db, org_id, &org, &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) || organizations_get(req->store, org_id, &org, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -45,10 +41,8 @@ void api_credits_get(struct request *req, struct response *res)
     struct problem p = {0};
     const char *org_id = req_param(req, "org_id");
     long long balance;
-    struct pg *db;
 
-    if (!tenant_owns(req, org_id, NULL, &p) || (db = pg_session(req->app->pg, &p)) == NULL ||
-        credits_balance(db, org_id, &balance, &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) || credits_balance(req->store, org_id, &balance, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -60,13 +54,15 @@ struct top_up_call {
     const struct top_up *top_up;
 };
 
-static void top_up_op(struct pg *db, void *arg, struct response *res)
+static void top_up_op(struct store *st, const struct store_txn *txn, void *arg,
+                      struct response *res)
 {
     const struct top_up_call *call = arg;
     struct problem p = {0};
     long long balance;
 
-    if (credits_top_up(db, call->organization_id, call->top_up, &balance, &p) != ET_OK) {
+    (void)txn;                     /* one statement: it runs inside the caller's transaction, if any */
+    if (credits_top_up(st, call->organization_id, call->top_up, &balance, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -78,12 +74,10 @@ void api_credits_top_up(struct request *req, struct response *res)
     struct problem p = {0};
     struct top_up t;
     struct top_up_call call = {req_param(req, "org_id"), &t};
-    struct pg *db;
 
-    if (decode_top_up(req->body, req->body_len, &t, &p) != ET_OK ||
-        (db = pg_session(req->app->pg, &p)) == NULL) {
+    if (decode_top_up(req->body, req->body_len, &t, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
-    idempotent_run(req, res, db, top_up_op, &call);
+    idempotent_run(req, res, top_up_op, &call);
 }

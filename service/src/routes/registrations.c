@@ -16,13 +16,14 @@ struct register_call {
     const char *tenant;
 };
 
-static void register_op(struct pg *db, void *arg, struct response *res)
+static void register_op(struct store *st, const struct store_txn *txn, void *arg,
+                        struct response *res)
 {
     struct register_call *call = arg;
     struct registration *r = &call->registration;
     struct problem p = {0};
 
-    if (registrations_create(db, r, call->tenant, &p) != ET_OK) {
+    if (registrations_create(st, txn, r, call->tenant, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -34,25 +35,21 @@ void api_registrations_create(struct request *req, struct response *res)
 {
     struct problem p = {0};
     struct register_call call = {.tenant = req_tenant(req)};
-    struct pg *db;
 
     if (decode_registration_new(req->body, req->body_len, &call.registration, &p) != ET_OK ||
-        !tenant_owns(req, call.registration.organization_id, "organization_id", &p) ||
-        (db = pg_session(req->app->pg, &p)) == NULL) {
+        !tenant_owns(req, call.registration.organization_id, "organization_id", &p)) {
         respond_problem(res, &p);
         return;
     }
-    idempotent_run(req, res, db, register_op, &call);
+    idempotent_run(req, res, register_op, &call);
 }
 
 void api_registrations_get(struct request *req, struct response *res)
 {
     struct problem p = {0};
     struct registration r;
-    struct pg *db;
 
-    if ((db = pg_session(req->app->pg, &p)) == NULL ||
-        registrations_get(db, req_param(req, "registration_id"), req_tenant(req), &r, &p) != ET_OK) {
+    if (registrations_get(req->store, req_param(req, "registration_id"), req_tenant(req), &r, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

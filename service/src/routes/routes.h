@@ -70,10 +70,12 @@ void api_healthz(struct request *req, struct response *res);
 void api_readyz(struct request *req, struct response *res);
 void api_metrics(struct request *req, struct response *res);
 
-/* idempotent.c: runs `op` under the request's Idempotency-Key, if it has one. */
-struct pg;
-typedef void (*idempotent_op)(struct pg *db, void *arg, struct response *res);
-void idempotent_run(struct request *req, struct response *res, struct pg *db,
-                    idempotent_op op, void *arg);
+/* idempotent.c: runs `op` under the request's Idempotency-Key, if it has
+ * one: then inside the transaction `txn` (open), else with txn NULL. */
+struct store;
+struct store_txn;
+typedef void (*idempotent_op)(struct store *st, const struct store_txn *txn, void *arg,
+                              struct response *res);
+void idempotent_run(struct request *req, struct response *res, idempotent_op op, void *arg);
 
 #endif

@@ -30,6 +30,7 @@
 
 #include "fault.h"
 #include "json/writer.h"
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -161,9 +162,10 @@ static enum et_err classify_not_new(struct pg *db, const char *tenant,
     return ET_OK;
 }
 
-enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *tenant,
+enum et_err analytics_ingest(struct store *st, const char *tenant,
                              struct analytics_event *events, size_t count, struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     struct id_index *index = calloc(count, sizeof *index);
     bool *pending = calloc(count, sizeof *pending);
     struct board_increment *incs = calloc(count, sizeof *incs);
@@ -172,6 +174,10 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
     size_t n = 0, nincs = 0, npending = 0;
     enum et_err err;
 
+    if (db == NULL) {
+        err = p->err;
+        goto done;
+    }
     if (index == NULL || pending == NULL || incs == NULL) {
         err = problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
         goto done;
@@ -218,7 +224,7 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
     fault_point("ingest-after-commit");
     if (nincs > 0) {
         struct problem ignored = {0};
-        leaderboard_apply(redis, incs, nincs, &ignored);
+        leaderboard_apply(st, incs, nincs, &ignored);
     }
 done:
     PQclear(res);

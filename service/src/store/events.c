@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -72,12 +73,15 @@ static void session_from_row(const PGresult *res, struct session *s)
     snprintf(s->created_at, sizeof s->created_at, "%s", PQgetvalue(res, 0, 4));
 }
 
-enum et_err events_create(struct pg *db, struct event *ev, struct problem *p)
+enum et_err events_create(struct store *st, struct event *ev, struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {ev->id, ev->organization_id, ev->name,
                             ev->starts_at[0] ? ev->starts_at : NULL};
     PGresult *res;
 
+    if (db == NULL)
+        return p->err;
     if (ev->id[0] == '\0')
         id_generate(ev->id, "evt");
     if ((res = pg_exec(db, &stmt_event_create, params, p)) == NULL) {
@@ -102,11 +106,12 @@ enum et_err events_create(struct pg *db, struct event *ev, struct problem *p)
     return ET_OK;
 }
 
-enum et_err events_get(struct pg *db, const char *id, const char *tenant, struct event *out,
+enum et_err events_get(struct store *st, const char *id, const char *tenant, struct event *out,
                        struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {id, tenant};
-    PGresult *res = pg_exec_row(db, &stmt_event_get, params, "event", id, p);
+    PGresult *res = db ? pg_exec_row(db, &stmt_event_get, params, "event", id, p) : NULL;
 
     if (res == NULL)
         return p->err;
@@ -115,14 +120,17 @@ enum et_err events_get(struct pg *db, const char *id, const char *tenant, struct
     return ET_OK;
 }
 
-enum et_err sessions_create(struct pg *db, struct session *s, const char *tenant,
+enum et_err sessions_create(struct store *st, struct session *s, const char *tenant,
                             struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {s->id, s->event_id, s->title, s->speaker_id, tenant};
     const char *why_params[] = {s->event_id, s->id, tenant};
     PGresult *res;
     bool event_exists;
 
+    if (db == NULL)
+        return p->err;
     if (s->id[0] == '\0')
         id_generate(s->id, "ses");
     if ((res = pg_exec(db, &stmt_session_create, params, p)) == NULL)
@@ -144,11 +152,12 @@ enum et_err sessions_create(struct pg *db, struct session *s, const char *tenant
     return problem_set(p, ET_ERR_CONFLICT, "already-exists", "session %s already exists", s->id);
 }
 
-enum et_err sessions_get(struct pg *db, const char *id, const char *tenant, struct session *out,
+enum et_err sessions_get(struct store *st, const char *id, const char *tenant, struct session *out,
                          struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {id, tenant};
-    PGresult *res = pg_exec_row(db, &stmt_session_get, params, "session", id, p);
+    PGresult *res = db ? pg_exec_row(db, &stmt_session_get, params, "session", id, p) : NULL;
 
     if (res == NULL)
         return p->err;

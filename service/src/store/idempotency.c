@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -59,12 +60,15 @@ static const struct pg_stmt stmt_purge = {
     "   WHERE created_at < now() - make_interval(hours => $1::integer) LIMIT 1000))",
     1};
 
-enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purged,
+enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *purged,
                               struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     char hours[16];
     const char *params[] = {hours};
 
+    if (db == NULL)
+        return p->err;
     *purged = 0;
     snprintf(hours, sizeof hours, "%d", max_age_hours);
     for (;;) {
@@ -80,10 +84,11 @@ enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purge
     }
 }
 
-void idempotency_abort(struct pg *db)
+void idempotency_abort(struct store *st, struct store_txn *txn)
 {
-    struct problem ignored = {0};
-    pg_command(db, "ROLLBACK", &ignored);
+    if (txn->open && st->pg != NULL)
+        pg_rollback(st->pg);
+    txn->open = false;
 }
 
 /* Design notes 5 and 6: what the record found says; true when it replays. */
@@ -107,9 +112,11 @@ static bool record_found(const PGresult *res, bool *replay, int *status, struct 
     return true;
 }
 
-enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *rq, bool *replay,
-                              int *status, struct buf *body, struct problem *p)
+enum et_err idempotency_begin(struct store *st, const struct idempotency_request *rq,
+                              struct store_txn *txn, bool *replay, int *status, struct buf *body,
+                              struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *lock_params[] = {rq->scope, rq->key};
     const char *lookup_params[] = {rq->scope, rq->key, rq->request,
                                    rq->legacy_scope ? rq->legacy_scope : rq->scope};
@@ -117,8 +124,12 @@ enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *r
     enum et_err err;
 
     *replay = false;
+    txn->open = false;
+    if (db == NULL)
+        return p->err;
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
         goto done;
+    txn->open = true;
     if ((res = pg_exec(db, &stmt_lock, lock_params, p)) == NULL)
         goto fail;
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
@@ -132,7 +143,7 @@ enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *r
     if (PQntuples(res) == 1) {
         if (!record_found(res, replay, status, body, p))
             goto fail;
-        idempotency_abort(db);
+        idempotency_abort(st, txn);
         err = ET_OK;
         goto done;
     }
@@ -142,15 +153,17 @@ enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *r
     goto done;
 fail:
     err = p->err;
-    idempotency_abort(db);
+    idempotency_abort(st, txn);
 done:
     PQclear(res);
     return err;
 }
 
-enum et_err idempotency_finish(struct pg *db, const struct idempotency_request *rq, int status,
-                               const char *body, struct problem *p)
+enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
+                               const struct idempotency_request *rq, int status, const char *body,
+                               struct problem *p)
 {
+    struct pg *db = st->pg;                /* the connection holding txn (idempotency_begin) */
     char status_text[8];
     const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
     PGresult *res;
@@ -165,9 +178,11 @@ enum et_err idempotency_finish(struct pg *db, const struct idempotency_request *
         goto fail;
     }
     PQclear(res);
-    if ((err = pg_command(db, "COMMIT", p)) == ET_OK)
+    if ((err = pg_command(db, "COMMIT", p)) == ET_OK) {
+        txn->open = false;
         return ET_OK;
+    }
 fail:
-    idempotency_abort(db);
+    idempotency_abort(st, txn);
     return err;
 }

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "counters.h"
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -68,11 +69,12 @@ enum et_err keys_recently_unknown(const char *secret, long long negative_cache_s
     return unknown_key(p);
 }
 
-enum et_err keys_authenticate(struct pg *db, const char *secret, long long negative_cache_seconds,
+enum et_err keys_authenticate(struct store *st, const char *secret, long long negative_cache_seconds,
                               char *organization_id, char *key_id, struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {secret};
-    PGresult *res = pg_exec(db, &stmt_authenticate, params, p);
+    PGresult *res = db ? pg_exec(db, &stmt_authenticate, params, p) : NULL;
 
     if (res == NULL)
         return p->err;
@@ -89,12 +91,15 @@ enum et_err keys_authenticate(struct pg *db, const char *secret, long long negat
     return ET_OK;
 }
 
-enum et_err keys_create(struct pg *db, const char *organization_id, struct api_key *key,
+enum et_err keys_create(struct store *st, const char *organization_id, struct api_key *key,
                         struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {key->id, organization_id, key->secret};
     PGresult *res;
 
+    if (db == NULL)
+        return p->err;
     id_generate(key->id, "key");
     secret_generate(key->secret);
     snprintf(key->organization_id, sizeof key->organization_id, "%s", organization_id);
@@ -104,11 +109,12 @@ enum et_err keys_create(struct pg *db, const char *organization_id, struct api_k
     return ET_OK;
 }
 
-enum et_err keys_revoke(struct pg *db, const char *organization_id, const char *key_id,
+enum et_err keys_revoke(struct store *st, const char *organization_id, const char *key_id,
                         struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {key_id, organization_id};
-    PGresult *res = pg_exec(db, &stmt_revoke, params, p);
+    PGresult *res = db ? pg_exec(db, &stmt_revoke, params, p) : NULL;
     bool revoked;
 
     if (res == NULL)

@@ -14,6 +14,7 @@
 
 #include "ids.h"
 #include "store/board.h"
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/redis.h"
 #include "store/store.h"
@@ -194,10 +195,7 @@ static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event
     goto done;
 fail:
     err = p->err;
-    {
-        struct problem ignored = {0};
-        pg_command(db, "ROLLBACK", &ignored);
-    }
+    pg_rollback(db);
 done:
     board_note_write();                         /* design note 8: the swap may have landed */
     freeReplyObject(reply);
@@ -207,13 +205,17 @@ done:
     return err;
 }
 
-enum et_err leaderboard_rebuild(struct pg *db, struct rds *r, const char *event_id,
-                                size_t *boards, size_t *events, struct problem *p)
+enum et_err leaderboard_rebuild(struct store *st, const char *event_id, size_t *boards,
+                                size_t *events, struct problem *p)
 {
+    struct pg *db;
+    struct rds *r;
     PGresult *res;
     enum et_err err = ET_OK;
 
     *boards = *events = 0;
+    if ((r = store_rds(st, p)) == NULL || (db = store_pg(st, p)) == NULL)
+        return p->err;
     if (event_id != NULL) {
         if ((err = rebuild_board(db, r, event_id, events, p)) == ET_OK)
             *boards = 1;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "store/board.h"
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/redis.h"
 #include "store/store.h"
@@ -49,7 +50,7 @@ static const struct pg_stmt stmt_outbox_stale_done = {
     2};
 
 /* Design note 6: outbox rows too old to replay safely are settled by a rebuild. */
-static enum et_err sync_stale(struct pg *db, struct rds *r, struct sync_stats *st,
+static enum et_err sync_stale(struct store *store, struct pg *db, struct sync_stats *st,
                               struct problem *p)
 {
     char retention[24];
@@ -63,7 +64,7 @@ static enum et_err sync_stale(struct pg *db, struct rds *r, struct sync_stats *s
     for (int i = 0; i < PQntuples(boards) && err == ET_OK; i++) {
         size_t rebuilt, events;
         params[1] = PQgetvalue(boards, i, 0);
-        if ((err = leaderboard_rebuild(db, r, params[1], &rebuilt, &events, p)) != ET_OK)
+        if ((err = leaderboard_rebuild(store, params[1], &rebuilt, &events, p)) != ET_OK)
             break;
         st->rebuilt_boards += rebuilt;
         if ((done = pg_exec(db, &stmt_outbox_stale_done, params, p)) == NULL)
@@ -132,10 +133,7 @@ commit:
     goto out;
 fail:
     err = p->err;
-    {
-        struct problem ignored = {0};
-        pg_command(db, "ROLLBACK", &ignored);
-    }
+    pg_rollback(db);
 out:
     buf_free(&seqs);
     PQclear(done);
@@ -145,8 +143,7 @@ out:
     return err;
 }
 
-enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct sync_stats *st,
-                             struct problem *p)
+enum et_err leaderboard_sync(struct store *store, struct sync_stats *st, struct problem *p)
 {
     struct pg *db;
     struct rds *r;
@@ -155,7 +152,7 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
     enum et_err err;
 
     memset(st, 0, sizeof *st);
-    if ((r = rds_session(redis, p)) == NULL || (db = pg_session(pg, p)) == NULL)
+    if ((r = store_rds(store, p)) == NULL || (db = store_pg(store, p)) == NULL)
         return p->err;
     if (!board_redis_lost_data(r, &lost))
         return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
@@ -170,12 +167,12 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
         else
             fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
                             " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
-        if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
+        if ((err = leaderboard_rebuild(store, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
             return err;
         if (!board_epoch_reset(r))
             return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
     }
-    if ((err = sync_stale(db, r, st, p)) != ET_OK)
+    if ((err = sync_stale(store, db, st, p)) != ET_OK)
         return err;
     /* Drain what is there now; a steady stream is left for the next pass. */
     for (int batches = 0; batches < SYNC_BATCHES_PER_PASS; batches++) {

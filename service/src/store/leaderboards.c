@@ -70,6 +70,7 @@
 #include <time.h>
 
 #include "store/board.h"
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/redis.h"
 #include "store/store.h"
@@ -223,12 +224,12 @@ bool board_apply_views(struct rds *r, const struct board_view *views, size_t cou
     return ok && board_epoch_bump(r);
 }
 
-enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increment *inc,
+enum et_err leaderboard_apply(struct store *st, const struct board_increment *inc,
                               size_t count, struct problem *p)
 {
     struct board_keys *keys = calloc(count, sizeof *keys);
     struct board_view *views = calloc(count, sizeof *views);
-    struct rds *r = rds_session(redis, p);
+    struct rds *r = store_rds(st, p);
     enum et_err err = ET_OK;
 
     if (r == NULL || keys == NULL || views == NULL) {
@@ -253,12 +254,12 @@ done:
     return err;
 }
 
-enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long long top_n,
+enum et_err leaderboard_top(struct store *st, const char *event_id, long long top_n,
                             struct leaderboard_entry *out, size_t *count, struct problem *p)
 {
     char key[BOARD_KEY_MAX], stop[24];
     const char *argv[] = {"ZRANGE", key, "0", stop, "REV", "WITHSCORES"};
-    struct rds *r = rds_session(redis, p);
+    struct rds *r = store_rds(st, p);
     redisReply *reply;
 
     *count = 0;
@@ -286,13 +287,13 @@ enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long l
     return ET_OK;
 }
 
-enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
+enum et_err leaderboard_speaker(struct store *st, const char *event_id,
                                 const char *speaker_id, struct leaderboard_entry *out,
                                 struct problem *p)
 {
     char key[BOARD_KEY_MAX];
     const char *argv[] = {key, speaker_id};
-    struct rds *r = rds_session(redis, p);
+    struct rds *r = store_rds(st, p);
     redisReply *reply = NULL;
     enum et_err err;
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "embedded.h"
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -46,10 +47,13 @@ static bool migrate_is_applied(struct pg *db, const char *version, bool *applied
     return true;
 }
 
-enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p)
+enum et_err migrate_run(struct store *st, size_t *applied, struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     enum et_err err;
 
+    if (db == NULL)
+        return p->err;
     *applied = 0;
     if ((err = pg_command(db, "SELECT pg_advisory_lock(" MIGRATE_LOCK_ID ")", p)) != ET_OK)
         return err;
@@ -79,8 +83,7 @@ enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p)
             err = p->err;
         }
         if (err != ET_OK) {
-            struct problem ignored = {0};
-            pg_command(db, "ROLLBACK", &ignored);
+            pg_rollback(db);
             break;
         }
         fprintf(stderr, "eventtrack: migrate: applied %s\n", m->name);
@@ -91,9 +94,11 @@ enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p)
     return err;
 }
 
-long migrate_pending(struct pg *db)
+long migrate_pending(struct store *st)
 {
-    PGresult *res = PQexec(pg_conn(db), "SELECT version FROM schema_migrations");
+    struct problem ignored = {0};
+    struct pg *db = store_pg(st, &ignored);
+    PGresult *res = db ? PQexec(pg_conn(db), "SELECT version FROM schema_migrations") : NULL;
     long pending = (long)migrations_count;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

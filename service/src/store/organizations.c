@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -96,13 +97,16 @@ static void organization_from_row(const PGresult *res, struct organization *o)
     snprintf(o->created_at, sizeof o->created_at, "%s", PQgetvalue(res, 0, 3));
 }
 
-enum et_err organizations_create(struct pg *db, struct organization *org, struct api_key *key,
+enum et_err organizations_create(struct store *st, struct organization *org, struct api_key *key,
                                  struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     char credits[24];
     const char *params[] = {org->id, org->name, credits, key->id, key->secret};
     PGresult *res;
 
+    if (db == NULL)
+        return p->err;
     if (org->id[0] == '\0')
         id_generate(org->id, "org");
     id_generate(key->id, "key");
@@ -121,11 +125,12 @@ enum et_err organizations_create(struct pg *db, struct organization *org, struct
     return ET_OK;
 }
 
-enum et_err organizations_get(struct pg *db, const char *id, struct organization *out,
+enum et_err organizations_get(struct store *st, const char *id, struct organization *out,
                               struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {id};
-    PGresult *res = pg_exec_row(db, &stmt_get, params, "organization", id, p);
+    PGresult *res = db ? pg_exec_row(db, &stmt_get, params, "organization", id, p) : NULL;
 
     if (res == NULL)
         return p->err;
@@ -134,11 +139,12 @@ enum et_err organizations_get(struct pg *db, const char *id, struct organization
     return ET_OK;
 }
 
-enum et_err credits_balance(struct pg *db, const char *organization_id, long long *balance,
+enum et_err credits_balance(struct store *st, const char *organization_id, long long *balance,
                             struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {organization_id};
-    PGresult *res = pg_exec_row(db, &stmt_balance, params, "organization", organization_id, p);
+    PGresult *res = db ? pg_exec_row(db, &stmt_balance, params, "organization", organization_id, p) : NULL;
 
     if (res == NULL)
         return p->err;
@@ -147,13 +153,16 @@ enum et_err credits_balance(struct pg *db, const char *organization_id, long lon
     return ET_OK;
 }
 
-enum et_err credits_top_up(struct pg *db, const char *organization_id, const struct top_up *t,
+enum et_err credits_top_up(struct store *st, const char *organization_id, const struct top_up *t,
                            long long *balance, struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     char amount[24];
     const char *params[] = {organization_id, amount, t->reason};
     PGresult *res;
 
+    if (db == NULL)
+        return p->err;
     snprintf(amount, sizeof amount, "%lld", t->amount);
     if ((res = pg_exec_row(db, &stmt_top_up, params, "organization", organization_id, p)) == NULL) {
         if (strcmp(pg_constraint(db), "credit_buckets_credits_range") == 0) {

@@ -354,6 +354,13 @@ enum et_err pg_command(struct pg *db, const char *sql, struct problem *p)
     return ET_OK;
 }
 
+void pg_rollback(struct pg *db)
+{
+    struct problem ignored = {0};
+
+    pg_command(db, "ROLLBACK", &ignored);
+}
+
 bool pg_ping(struct pg_pool *pool)
 {
     static const struct pg_stmt ping = {"ping", "SELECT 1", 0};

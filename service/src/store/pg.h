@@ -39,6 +39,16 @@ struct pg_stmt {
 
 
 
+/* This thread's PostgreSQL connection, (re)opened as needed; NULL with
+ * p = unavailable when PostgreSQL cannot be reached. Reached through a store
+ * handle (store_pg, store/handle.c); nothing above store/ calls it. */
+struct pg *pg_session(struct pg_pool *pool, struct problem *p);
+
+/* Ends the connection's transaction, if any, throwing away what it did. A
+ * failure needs no answer: the connection is then dropped, which ends the
+ * transaction too. */
+void pg_rollback(struct pg *db);
+
 /*
  * Runs a prepared statement with text parameters (NULL = SQL NULL). Returns
  * the result (caller PQclear()s it), or NULL with p filled from the SQLSTATE;

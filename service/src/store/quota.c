@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "counters.h"
+#include "store/handle.h"
 #include "store/redis.h"
 #include "store/store.h"
 
@@ -60,14 +61,14 @@ static struct counter_key org_key(const char *organization_id)
 }
 
 /* Runs one quota script on the organization's counter of `day`; NULL when Redis cannot. */
-static redisReply *quota_eval(struct rds_pool *redis, const struct rds_script *script,
+static redisReply *quota_eval(struct store *st, const struct rds_script *script,
                               const char *organization_id, long long day, const char **args,
                               int nargs)
 {
     char key[ID_MAX + 64];
     const char *argv[4] = {key};
     struct problem ignored = {0};
-    struct rds *r = rds_session(redis, &ignored);
+    struct rds *r = store_rds(st, &ignored);
     redisReply *reply = NULL;
 
     if (r == NULL || nargs > 3)
@@ -96,7 +97,7 @@ static bool fallback_take(const char *organization_id, long long day, long long 
     return false;
 }
 
-enum et_err quota_take(struct rds_pool *redis, const char *organization_id, long long n,
+enum et_err quota_take(struct store *st, const char *organization_id, long long n,
                        long long per_day, struct quota_ticket *t, struct problem *p)
 {
     char n_text[24], limit_text[24];
@@ -113,7 +114,7 @@ enum et_err quota_take(struct rds_pool *redis, const char *organization_id, long
     snprintf(t->organization_id, sizeof t->organization_id, "%s", organization_id);
     snprintf(n_text, sizeof n_text, "%lld", n);
     snprintf(limit_text, sizeof limit_text, "%lld", per_day);
-    reply = quota_eval(redis, &script_take, organization_id, t->day, args, 3);
+    reply = quota_eval(st, &script_take, organization_id, t->day, args, 3);
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
         granted = reply->element[0]->integer == 1;
         used = reply->element[1]->integer;
@@ -134,7 +135,7 @@ enum et_err quota_take(struct rds_pool *redis, const char *organization_id, long
                        organization_id, used, per_day, n, p->retry_after);
 }
 
-void quota_give_back(struct rds_pool *redis, const struct quota_ticket *t, long long n)
+void quota_give_back(struct store *st, const struct quota_ticket *t, long long n)
 {
     char n_text[24];
     const char *args[] = {n_text};
@@ -150,5 +151,5 @@ void quota_give_back(struct rds_pool *redis, const struct quota_ticket *t, long 
     snprintf(n_text, sizeof n_text, "%lld", n);
     /* If Redis cannot take it back, the units stay counted: the quota errs
      * on the side of the store it protects. */
-    freeReplyObject(quota_eval(redis, &script_give_back, t->organization_id, t->day, args, 1));
+    freeReplyObject(quota_eval(st, &script_give_back, t->organization_id, t->day, args, 1));
 }

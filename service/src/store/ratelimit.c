@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "counters.h"
+#include "store/handle.h"
 #include "store/redis.h"
 #include "store/store.h"
 
@@ -62,7 +63,7 @@ static void fallback_hit(const char *organization_id, long long window_seconds, 
 }
 
 /* The organization's count in Redis; false when Redis cannot count. */
-static bool redis_hit(struct rds_pool *redis, const char *organization_id, long long window_seconds,
+static bool redis_hit(struct store *st, const char *organization_id, long long window_seconds,
                       long long *count, long long *ttl)
 {
     char key[ID_MAX + 40], window[24];
@@ -72,7 +73,7 @@ static bool redis_hit(struct rds_pool *redis, const char *organization_id, long 
     redisReply *reply = NULL;
     bool ok;
 
-    if ((r = rds_session(redis, &ignored)) == NULL)
+    if ((r = store_rds(st, &ignored)) == NULL)
         return false;
     snprintf(key, sizeof key, "eventtrack:rl:{%s}", organization_id);
     snprintf(window, sizeof window, "%lld", window_seconds);
@@ -86,14 +87,14 @@ static bool redis_hit(struct rds_pool *redis, const char *organization_id, long 
     return ok;
 }
 
-enum et_err ratelimit_hit(struct rds_pool *redis, const char *organization_id, long long limit,
+enum et_err ratelimit_hit(struct store *st, const char *organization_id, long long limit,
                           long long window_seconds, struct problem *p)
 {
     long long count, ttl;
 
     if (limit <= 0)
         return ET_OK;
-    if (redis_hit(redis, organization_id, window_seconds, &count, &ttl))
+    if (redis_hit(st, organization_id, window_seconds, &count, &ttl))
         note_fallback(false);
     else
         fallback_hit(organization_id, window_seconds, &count, &ttl);

@@ -67,6 +67,7 @@
 
 #include "json/writer.h"
 #include "store/group_commit.h"
+#include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -320,13 +321,18 @@ static int save_group(struct pg *db, struct registration *const *regs, int n, bo
     return count;
 }
 
-/* One registration: debit a credit and save it, in one transaction. */
-enum et_err registrations_create(struct pg *db, struct registration *r, const char *tenant,
-                                 struct problem *p)
+/* One registration: debit a credit and save it, in one transaction (the
+ * caller's, when it passes one: design note 7). */
+enum et_err registrations_create(struct store *st, const struct store_txn *txn,
+                                 struct registration *r, const char *tenant, struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
+
+    if (db == NULL)
+        return p->err;
     id_generate(r->id, "reg");
-    if (PQtransactionStatus(pg_conn(db)) != PQTRANS_IDLE)
-        return register_alone(db, r, tenant, p);  /* the caller's transaction (note 7) */
+    if (txn != NULL && txn->open)
+        return register_alone(db, r, tenant, p);  /* its commit belongs to the caller */
     return group_commit(db, r, tenant, register_alone, save_group, p);
 }
 
@@ -335,11 +341,12 @@ void registrations_group_stats(long *groups, long *grouped)
     group_commit_stats(groups, grouped);
 }
 
-enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
+enum et_err registrations_get(struct store *st, const char *id, const char *tenant,
                               struct registration *out, struct problem *p)
 {
+    struct pg *db = store_pg(st, p);
     const char *params[] = {id, tenant};
-    PGresult *res = pg_exec_row(db, &stmt_get, params, "registration", id, p);
+    PGresult *res = db ? pg_exec_row(db, &stmt_get, params, "registration", id, p) : NULL;
 
     if (res == NULL)
         return p->err;

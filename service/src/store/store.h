@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "errors.h"
@@ -33,9 +34,37 @@ void pg_close(struct pg *db);                                    /* NULL is a no
 struct rds *rds_open(const struct redis_target *target, struct problem *p);
 void rds_close(struct rds *r);                                   /* NULL is a no-op */
 
-/* This thread's PostgreSQL connection, (re)opened as needed; NULL with
- * p = unavailable when PostgreSQL cannot be reached. */
-struct pg *pg_session(struct pg_pool *pool, struct problem *p);
+/*
+ * The store handle: one per request (http/server.c keeps it beside the
+ * request, req->store), one per pass of the background worker, one per CLI
+ * command. It carries this thread's PostgreSQL and Redis connections, opened
+ * on first use (store/handle.c), and the request's deadline. Every verb below
+ * takes it. The fields belong to store/: others only call store_init*.
+ */
+struct store {
+    struct pg_pool *pg_pool;       /* where this thread's connections come from; */
+    struct rds_pool *rds_pool;     /* NULL for a handle over one-off connections */
+    int64_t deadline_us;           /* CLOCK_MONOTONIC microseconds by which the request must be
+                                      answered; 0: none */
+    struct pg *pg;                 /* opened on first use, then kept for the request */
+    struct rds *rds;               /* a one-off connection (store_init_conns) */
+};
+/* A handle over this thread's connections from the pools, opened lazily. */
+void store_init(struct store *st, struct pg_pool *pg, struct rds_pool *redis,
+                int64_t deadline_us);
+/* A handle over one-off connections the caller opened and closes (CLI
+ * commands); either may be NULL when the command needs only one store. */
+void store_init_conns(struct store *st, struct pg *db, struct rds *r);
+
+/*
+ * A transaction the caller holds open on the handle's PostgreSQL connection
+ * (the Idempotency-Key protocol: idempotency_begin opens it, finish or abort
+ * ends it). A verb given one runs inside it and leaves the commit to its
+ * holder; given NULL, the verb commits on its own.
+ */
+struct store_txn {
+    bool open;
+};
 
 /* Health and gauges for /readyz and /metrics (store/health.c). */
 bool pg_ping(struct pg_pool *pool);
@@ -45,13 +74,13 @@ void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis
 /* Organizations and credits (store/organizations.c). */
 /* Creates the organization and its first API key (key->secret is the one
  * copy of the secret) in one statement. */
-enum et_err organizations_create(struct pg *db, struct organization *org, struct api_key *key,
+enum et_err organizations_create(struct store *st, struct organization *org, struct api_key *key,
                                  struct problem *p);
-enum et_err organizations_get(struct pg *db, const char *id, struct organization *out,
+enum et_err organizations_get(struct store *st, const char *id, struct organization *out,
                               struct problem *p);
-enum et_err credits_balance(struct pg *db, const char *organization_id, long long *balance,
+enum et_err credits_balance(struct store *st, const char *organization_id, long long *balance,
                             struct problem *p);
-enum et_err credits_top_up(struct pg *db, const char *organization_id, const struct top_up *t,
+enum et_err credits_top_up(struct store *st, const char *organization_id, const struct top_up *t,
                            long long *balance, struct problem *p);
 
 /* API keys (store/keys.c). An unknown secret is remembered for
@@ -59,16 +88,16 @@ enum et_err credits_top_up(struct pg *db, const char *organization_id, const str
  * that memory without a lookup, and ET_OK when it does not know. */
 enum et_err keys_recently_unknown(const char *secret, long long negative_cache_seconds,
                                   struct problem *p);
-enum et_err keys_authenticate(struct pg *db, const char *secret, long long negative_cache_seconds,
+enum et_err keys_authenticate(struct store *st, const char *secret, long long negative_cache_seconds,
                               char *organization_id, char *key_id, struct problem *p);
-enum et_err keys_create(struct pg *db, const char *organization_id, struct api_key *key,
+enum et_err keys_create(struct store *st, const char *organization_id, struct api_key *key,
                         struct problem *p);
-enum et_err keys_revoke(struct pg *db, const char *organization_id, const char *key_id,
+enum et_err keys_revoke(struct store *st, const char *organization_id, const char *key_id,
                         struct problem *p);
 
 /* Rate limit per organization (store/ratelimit.c): counted in Redis, and in
  * this process while Redis is down or refuses writes. */
-enum et_err ratelimit_hit(struct rds_pool *redis, const char *organization_id, long long limit,
+enum et_err ratelimit_hit(struct store *st, const char *organization_id, long long limit,
                           long long window_seconds, struct problem *p);
 
 /* Ingest quota per organization and UTC day (store/quota.c). quota_take
@@ -80,9 +109,9 @@ struct quota_ticket {
     long long taken;               /* envelopes counted by quota_take */
     bool in_process;               /* counted by this process: Redis refused */
 };
-enum et_err quota_take(struct rds_pool *redis, const char *organization_id, long long n,
+enum et_err quota_take(struct store *st, const char *organization_id, long long n,
                        long long per_day, struct quota_ticket *t, struct problem *p);
-void quota_give_back(struct rds_pool *redis, const struct quota_ticket *t, long long n);
+void quota_give_back(struct store *st, const struct quota_ticket *t, long long n);
 
 /*
  * Tenancy: verbs taking `tenant` only see resources of that organization
@@ -91,18 +120,18 @@ void quota_give_back(struct rds_pool *redis, const struct quota_ticket *t, long 
  */
 
 /* Events (conferences) and their sessions (store/events.c). */
-enum et_err events_create(struct pg *db, struct event *ev, struct problem *p);
-enum et_err events_get(struct pg *db, const char *id, const char *tenant, struct event *out,
+enum et_err events_create(struct store *st, struct event *ev, struct problem *p);
+enum et_err events_get(struct store *st, const char *id, const char *tenant, struct event *out,
                        struct problem *p);
-enum et_err sessions_create(struct pg *db, struct session *s, const char *tenant,
+enum et_err sessions_create(struct store *st, struct session *s, const char *tenant,
                             struct problem *p);
-enum et_err sessions_get(struct pg *db, const char *id, const char *tenant, struct session *out,
+enum et_err sessions_get(struct store *st, const char *id, const char *tenant, struct session *out,
                          struct problem *p);
 
 /* Registrations, constraint A (store/registrations.c). */
-enum et_err registrations_create(struct pg *db, struct registration *r, const char *tenant,
-                                 struct problem *p);
-enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
+enum et_err registrations_create(struct store *st, const struct store_txn *txn,
+                                 struct registration *r, const char *tenant, struct problem *p);
+enum et_err registrations_get(struct store *st, const char *id, const char *tenant,
                               struct registration *out, struct problem *p);
 /* Group commit (design note 7 there): groups saved and registrations in them. */
 void registrations_group_stats(long *groups, long *grouped);
@@ -111,7 +140,8 @@ void registrations_group_stats(long *groups, long *grouped);
  * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
  * transaction with its stored response:
  *   idempotency_begin  -> ET_OK and *replay set: answer *status / body as stored;
- *                         ET_OK, no replay: run the operation on the same db;
+ *                         ET_OK, no replay: *txn is open; run the operation
+ *                         with it, on the same handle;
  *   idempotency_finish -> stores the response and commits (a non-2xx outcome
  *                         first rolls back whatever the operation did);
  *   idempotency_abort  -> rolls back, stores nothing (store failures, 5xx).
@@ -122,13 +152,15 @@ struct idempotency_request {
     const char *key;            /* the Idempotency-Key */
     const char *request;        /* the body's canonical text (json/canonical.h), "" if none */
 };
-enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *rq, bool *replay,
-                              int *status, struct buf *body, struct problem *p);
-enum et_err idempotency_finish(struct pg *db, const struct idempotency_request *rq, int status,
-                               const char *body, struct problem *p);
-void idempotency_abort(struct pg *db);
+enum et_err idempotency_begin(struct store *st, const struct idempotency_request *rq,
+                              struct store_txn *txn, bool *replay, int *status, struct buf *body,
+                              struct problem *p);
+enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
+                               const struct idempotency_request *rq, int status, const char *body,
+                               struct problem *p);
+void idempotency_abort(struct store *st, struct store_txn *txn);
 /* Deletes records older than max_age_hours, in batches; *purged counts them. */
-enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purged,
+enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *purged,
                               struct problem *p);
 
 /*
@@ -140,7 +172,7 @@ enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purge
  * are then applied to the leaderboards in Redis; Redis trouble is counted and
  * logged, never returned (ADR 0001).
  */
-enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *tenant,
+enum et_err analytics_ingest(struct store *st, const char *tenant,
                              struct analytics_event *events, size_t count, struct problem *p);
 
 /*
@@ -153,9 +185,9 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
 void leaderboard_configure(long long applied_retention_seconds);
 /* Changes after every board write of this process (leaderboards.c note 8). */
 unsigned long long leaderboard_writes(void);
-enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long long top_n,
+enum et_err leaderboard_top(struct store *st, const char *event_id, long long top_n,
                             struct leaderboard_entry *out, size_t *count, struct problem *p);
-enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
+enum et_err leaderboard_speaker(struct store *st, const char *event_id,
                                 const char *speaker_id, struct leaderboard_entry *out,
                                 struct problem *p);
 struct board_increment {
@@ -163,7 +195,7 @@ struct board_increment {
     const char *speaker_id;
     const char *member;            /* the view's identity in the applied set: SQL_APPLIED_MEMBER */
 };
-enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increment *inc,
+enum et_err leaderboard_apply(struct store *st, const struct board_increment *inc,
                               size_t count, struct problem *p);
 long leaderboard_apply_failures(void);
 
@@ -172,16 +204,15 @@ struct sync_stats {
     size_t rebuilt_boards;
     size_t applied;                /* outbox rows applied and removed */
 };
-enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct sync_stats *st,
-                             struct problem *p);
+enum et_err leaderboard_sync(struct store *st, struct sync_stats *stats, struct problem *p);
 /* Recomputes one board (or all when event_id is NULL) from PostgreSQL and
  * swaps it in atomically. */
-enum et_err leaderboard_rebuild(struct pg *db, struct rds *r, const char *event_id,
+enum et_err leaderboard_rebuild(struct store *st, const char *event_id,
                                 size_t *boards, size_t *events, struct problem *p);
 
 /* Schema migrations (store/migrate.c). */
-enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p);
+enum et_err migrate_run(struct store *st, size_t *applied, struct problem *p);
 /* Number of embedded migrations not yet applied, or -1 if it cannot tell. */
-long migrate_pending(struct pg *db);
+long migrate_pending(struct store *st);
 
 #endif
