@@ -12,6 +12,7 @@
  */
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,16 +161,25 @@ static void make_session(long long credits, const char *speaker, char **org, cha
     call_free(c);
 }
 
+/* A heap string from a printf format; tests are short-lived and may leak it. */
+static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *format, ...)
+{
+    char *out = malloc(1024);
+    va_list ap;
+
+    cr_assert_not_null(out);
+    va_start(ap, format);
+    vsnprintf(out, 1024, format, ap);
+    va_end(ap);
+    return out;
+}
+
 static char *registration_body(const char *org, const char *ses, const char *user)
 {
-    char *body = malloc(512);
-
-    cr_assert_not_null(body);
-    snprintf(body, 512,
-             "{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
-             "\"ticket_type\":\"standard\",\"price_paid\":\"10\"}",
-             ses, user, org);
-    return body;
+    return fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
+               "\"ticket_type\":\"standard\",\"price_paid\":\"10\"}",
+               ses, user, org);
 }
 
 Test(handlers, registration_debits_one_credit_and_saves_one_row)
@@ -228,14 +238,9 @@ Test(handlers, registration_under_an_idempotency_key_replays_and_debits_once)
 
 static char *view_body(const char *event_id, const char *ses, const char *user)
 {
-    char *body = malloc(512);
-
-    cr_assert_not_null(body);
-    snprintf(body, 512,
-             "{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
-             "\"payload\":{\"session_id\":\"%s\"}}",
-             event_id, user, ses);
-    return body;
+    return fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+               "\"payload\":{\"session_id\":\"%s\"}}",
+               event_id, user, ses);
 }
 
 Test(handlers, ingest_counts_a_view_once_on_the_leaderboard)
