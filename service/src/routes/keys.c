@@ -31,7 +31,8 @@ void api_keys_revoke(struct request *req, struct response *res)
     struct problem p = {0};
     const char *org_id = req_param(req, "org_id");
 
-    if (!tenant_owns(req, org_id, NULL, &p) || keys_revoke(req->store, org_id, req_param(req, "key_id"), &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) ||
+        keys_revoke(req->store, org_id, req_param(req, "key_id"), &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

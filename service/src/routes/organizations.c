@@ -29,7 +29,8 @@ void api_organizations_get(struct request *req, struct response *res)
     const char *org_id = req_param(req, "org_id");
     struct organization org;
 
-    if (!tenant_owns(req, org_id, NULL, &p) || organizations_get(req->store, org_id, &org, &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) ||
+        organizations_get(req->store, org_id, &org, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
@@ -42,7 +43,8 @@ void api_credits_get(struct request *req, struct response *res)
     const char *org_id = req_param(req, "org_id");
     long long balance;
 
-    if (!tenant_owns(req, org_id, NULL, &p) || credits_balance(req->store, org_id, &balance, &p) != ET_OK) {
+    if (!tenant_owns(req, org_id, NULL, &p) ||
+        credits_balance(req->store, org_id, &balance, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

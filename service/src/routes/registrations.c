@@ -49,7 +49,8 @@ void api_registrations_get(struct request *req, struct response *res)
     struct problem p = {0};
     struct registration r;
 
-    if (registrations_get(req->store, req_param(req, "registration_id"), req_tenant(req), &r, &p) != ET_OK) {
+    if (registrations_get(req->store, req_param(req, "registration_id"), req_tenant(req), &r,
+                          &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }

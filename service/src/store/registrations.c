@@ -44,7 +44,8 @@
  *     concurrent registrations are saved together: each request joins a
  *     queue (store/group_commit.c, where its states are drawn); while fewer
  *     than GROUP_LANES groups are in flight, the oldest waiter leads, takes
- *     up to GROUP_MAX queued registrations and saves them in ONE statement (stmt_register_group), on its own connection.
+ *     up to GROUP_MAX queued registrations and saves them in ONE statement
+ *     (stmt_register_group), on its own connection.
  *     Nobody waits for a group to fill: a request arriving at an idle
  *     service runs alone, at once; a queue only forms while the lanes are
  *     busy, and what queued meanwhile is the next group (docs/adr/0008).
@@ -71,7 +72,7 @@
 #include "store/pg.h"
 #include "store/store.h"
 
-#define REGISTER_BUSY_MS 2000        /* design note 6: the longest a saturated organization is retried */
+#define REGISTER_BUSY_MS 2000        /* design note 6: how long a saturated organization is retried */
 /* Design note 6's back-off: BUSY_AT_ONCE attempts with no pause, then pauses
  * growing by BUSY_PAUSE_STEP_US up to BUSY_PAUSE_MAX_US. Each attempt is
  * charged BUSY_ATTEMPT_COST_US on top of its pause (the statement's own time,

@@ -66,7 +66,9 @@ struct store_txn {
     bool open;
 };
 
-/* Health and gauges for /readyz and /metrics (store/health.c). */
+/* Health and gauges for /readyz and /metrics (store/health.c). They take the
+ * pools, not a handle: they report on the process's stores, not on a
+ * request's work (routes/ops.c passes req->app's pools). */
 bool pg_ping(struct pg_pool *pool);
 bool rds_ping(struct rds_pool *pool);
 void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out);
