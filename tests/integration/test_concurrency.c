@@ -5,7 +5,8 @@
  * same (session, user) sent 20 times at once registers once, one
  * Idempotency-Key sent 20 times at once has one effect, and a ticket rush on
  * one organization, saved in groups (store/registrations.c, design note 7),
- * stays exact, refusals included.
+ * stays exact, refusals included, and single-event ingests logged in groups
+ * (store/analytics.c, design note 6) are each answered for themselves.
  *
  * All requests of a burst are in flight together (one curl multi handle, one
  * connection each), so the service's worker threads really race.
@@ -202,6 +203,69 @@ Test(concurrency, one_event_id_sent_40_times_at_once_counts_once)
     EXPECT_BOARD(evt, "", want, 1);
     cr_assert(redis_applied_has(evt, eid), "%s missing from the applied set", eid);
     cr_assert_eq(redis_applied_count(evt), 1);
+    free_par(p, N);
+}
+
+/* store/analytics.c, design note 6: single-event ingests sent at once are
+ * logged in groups, and each still gets its own answer: a pair of identical
+ * envelopes is one 201 and one duplicate, a pair that differs in its user is
+ * one 201 and one 409, and every view is stored and counted once. */
+Test(concurrency, single_event_ingests_at_once_are_grouped_and_answered_one_by_one)
+{
+    enum { UNIQUE = 60, DUPS = 20, CONFLICTS = 10, N = UNIQUE + 2 * DUPS + 2 * CONFLICTS };
+    char *org = make_org(0);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    char *ids[N], *users[N];
+    long long grouped_before = metric("eventtrack_ingest_grouped_total");
+
+    struct http_par *p = calloc(N, sizeof *p);
+    for (size_t i = 0; i < N; i++) {
+        /* [0, UNIQUE): one each; then DUPS identical pairs; then CONFLICTS pairs
+         * whose second envelope names another user. */
+        bool second = i >= UNIQUE && (i - UNIQUE) % 2 == 1;
+        ids[i] = second ? ids[i - 1] : it_id("evt_grp");
+        users[i] = second && i >= UNIQUE + 2 * DUPS ? it_id("att") : second ? users[i - 1] : it_id("att");
+        p[i].req = (struct http_req){
+            .method = "POST", .path = "/v1/analytics/events", .content_type = "application/json",
+            .body = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+                        "\"payload\":{\"session_id\":\"%s\",\"duration_seconds\":30}}",
+                        ids[i], users[i], ses)};
+    }
+    http_parallel(p, N);
+
+    for (size_t i = 0; i < N; i++) {
+        struct http_resp *r = p[i].resp;
+        bool dup;
+        if (i < UNIQUE) {
+            EXPECT_JSON(r, 201);
+            EXPECT_STR(resp_json(r), "event_id", ids[i]);
+            continue;
+        }
+        if (i % 2 == 1)
+            continue;                       /* pairs are judged from their first index */
+        struct http_resp *a = r, *b = p[i + 1].resp;
+        struct http_resp *won = a->status == 201 ? a : b, *lost = won == a ? b : a;
+        const char *winner = won == a ? users[i] : users[i + 1];
+        EXPECT_JSON(won, 201);
+        if (i < UNIQUE + 2 * DUPS) {
+            EXPECT_JSON(lost, 200);
+            cr_assert(jbool(resp_json(lost), "duplicate", &dup) && dup, "not a duplicate: %s", lost->body);
+        } else {
+            EXPECT_PROBLEM(lost, 409, "event-id-conflict");
+        }
+        cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE event_id = $1 AND user_id = $2",
+                           PG_PARAMS(ids[i], winner)),
+                     1, "%s: the stored row is not the one answered 201", ids[i]);
+    }
+    long long views = UNIQUE + DUPS + CONFLICTS;
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE leaderboard_event_id = $1", PG_PARAMS(evt)),
+                 views);
+    cr_assert_eq(redis_score(evt, spk), views, "counted %lld times", redis_score(evt, spk));
+    cr_assert_eq(redis_applied_count(evt), views);
+    cr_assert_gt(metric("eventtrack_ingest_grouped_total"), grouped_before,
+                 "no ingest of the burst was logged in a group: the test proved nothing about them");
     free_par(p, N);
 }
 

@@ -1,14 +1,16 @@
 /*
  * store/group_commit.c - the leader/follower scheduler behind group commit
- * (store/registrations.c, design note 7; docs/adr/0008).
+ * (store/registrations.c, design note 7; store/analytics.c, design note 6;
+ * docs/adr/0008, docs/adr/0016).
  *
- * Each registration joins one process-wide queue. While fewer than
- * GROUP_LANES groups are in flight, the oldest waiter leads: it takes up to
- * GROUP_MAX queued registrations and saves them with one statement on its own
- * connection. Nobody waits for a group to fill: at an idle service the queue
- * is empty and a registration runs alone, at once.
+ * Each item (a registration, a single-event ingest) joins its kind's
+ * process-wide queue. While fewer than GROUP_LANES groups of that kind are
+ * in flight, the oldest waiter leads: it takes up to GROUP_MAX queued items
+ * and saves them in one transaction on its own connection. Nobody waits for
+ * a group to fill: at an idle service the queue is empty and an item runs
+ * alone, at once.
  *
- * A waiter's states (struct waiter.state, written under group.lock only):
+ * A waiter's states (struct group_waiter.state, written under g->lock only):
  *
  *                 group_commit()
  *                       |
@@ -25,121 +27,114 @@
  *     |                          +---------+---------+
  *     |                          v                   v
  *     |                        SAVED             RUN_ALONE
- *     |                      (returns ET_OK)   (runs the one-row
+ *     |                      (returns ET_OK)   (runs the one-item
  *     v                                          path itself)
  *   leads: saves the group, publishes every member's state, frees its lane,
- *   and runs alone itself if its own registration was not saved.
+ *   and runs alone itself if its own item was not saved.
  *
- * A waiter blocks on group.settled while it is IN_GROUP, or QUEUED with
- * every lane busy; every settle broadcasts. A group of one uses the one-row
- * statement, which is cheaper.
+ * A waiter blocks on g->settled while it is IN_GROUP, or QUEUED with
+ * every lane busy; every settle broadcasts. A group of one uses the one-item
+ * path, which is cheaper.
  */
 #include "store/group_commit.h"
 
-#include <pthread.h>
 #include <stddef.h>
 
 #define GROUP_LANES 2                /* groups in flight at once */
-#define GROUP_MAX 32                 /* registrations in one group */
+#define GROUP_MAX 32                 /* items in one group */
 
 enum waiter_state { QUEUED, IN_GROUP, SAVED, RUN_ALONE };
 
-struct waiter {
-    struct registration *r;
-    struct waiter *next;
-    enum waiter_state state;        /* written under group.lock */
+struct group_waiter {
+    void *item;
+    struct group_waiter *next;
+    enum waiter_state state;        /* written under g->lock */
 };
 
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t settled;         /* a group finished: states changed, a lane freed */
-    struct waiter *head, **tail;    /* registrations waiting for a lane, oldest first */
-    int lanes_busy;
-    long groups, grouped;           /* for /metrics: groups saved, registrations in them */
-} group = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &group.head, 0, 0, 0};
-
-/* Unlinks w from the queue (held under group.lock). */
-static void queue_remove(struct waiter *w)
+/* Unlinks w from g's queue (held under g->lock). */
+static void queue_remove(struct group_commit *g, struct group_waiter *w)
 {
-    struct waiter **at = &group.head;
+    struct group_waiter **at = &g->head;
 
     while (*at != w)
         at = &(*at)->next;
     *at = w->next;
-    if (group.tail == &w->next)
-        group.tail = at;
+    if (g->tail == &w->next)
+        g->tail = at;
 }
 
 /* Takes self out of the queue with up to GROUP_MAX - 1 of the oldest waiters
- * behind it (held under group.lock). Returns the group's size; self is first. */
-static int group_lead(struct waiter *self, struct waiter **members)
+ * behind it (held under g->lock). Returns the group's size; self is first. */
+static int group_lead(struct group_commit *g, struct group_waiter *self,
+                      struct group_waiter **members)
 {
     int n = 0;
 
-    queue_remove(self);
+    queue_remove(g, self);
     members[n++] = self;
-    while (n < GROUP_MAX && group.head != NULL) {
-        members[n] = group.head;
+    while (n < GROUP_MAX && g->head != NULL) {
+        members[n] = g->head;
         members[n]->state = IN_GROUP;
-        queue_remove(members[n++]);
+        queue_remove(g, members[n++]);
     }
-    group.lanes_busy++;
+    g->lanes_busy++;
     return n;
 }
 
 /* Publishes the outcome of a group to its followers and frees the lane. */
-static void group_settle(struct waiter *const *members, int n, const bool *saved, int count)
+static void group_settle(struct group_commit *g, struct group_waiter *const *members, int n,
+                         const bool *saved, int count)
 {
-    pthread_mutex_lock(&group.lock);
-    group.lanes_busy--;
+    pthread_mutex_lock(&g->lock);
+    g->lanes_busy--;
     for (int i = 1; i < n; i++)
         members[i]->state = saved[i] ? SAVED : RUN_ALONE;
     if (count > 0) {
-        group.groups++;
-        group.grouped += count;
+        g->groups++;
+        g->grouped += count;
     }
-    pthread_cond_broadcast(&group.settled);
-    pthread_mutex_unlock(&group.lock);
+    pthread_cond_broadcast(&g->settled);
+    pthread_mutex_unlock(&g->lock);
 }
 
-enum et_err group_commit(struct pg *db, struct registration *r, const char *tenant,
-                         group_alone_fn alone, group_save_fn save, struct problem *p)
+enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                         group_save_fn save, struct problem *p)
 {
-    struct waiter self = {.r = r, .state = QUEUED};
-    struct waiter *members[GROUP_MAX];
-    struct registration *regs[GROUP_MAX];
+    struct group_waiter self = {.item = item, .state = QUEUED};
+    struct group_waiter *members[GROUP_MAX];
+    void *items[GROUP_MAX];
     bool saved[GROUP_MAX] = {false};
     enum et_err err = ET_OK;
     int n, count = 0;
 
-    pthread_mutex_lock(&group.lock);
-    *group.tail = &self;
-    group.tail = &self.next;
-    while (self.state == IN_GROUP || (self.state == QUEUED && group.lanes_busy == GROUP_LANES))
-        pthread_cond_wait(&group.settled, &group.lock);
+    pthread_mutex_lock(&g->lock);
+    *g->tail = &self;
+    g->tail = &self.next;
+    while (self.state == IN_GROUP || (self.state == QUEUED && g->lanes_busy == GROUP_LANES))
+        pthread_cond_wait(&g->settled, &g->lock);
     if (self.state != QUEUED) {                   /* another thread's group settled it */
-        pthread_mutex_unlock(&group.lock);
-        return self.state == SAVED ? ET_OK : alone(db, r, tenant, p);
+        pthread_mutex_unlock(&g->lock);
+        return self.state == SAVED ? ET_OK : alone(ctx, item, p);
     }
-    n = group_lead(&self, members);
-    pthread_mutex_unlock(&group.lock);
+    n = group_lead(g, &self, members);
+    pthread_mutex_unlock(&g->lock);
 
     for (int i = 0; i < n; i++)
-        regs[i] = members[i]->r;
-    if (n == 1)                                   /* alone: the one-row statement is cheaper */
-        err = alone(db, r, tenant, p);
+        items[i] = members[i]->item;
+    if (n == 1)                                   /* alone: the one-item path is cheaper */
+        err = alone(ctx, item, p);
     else
-        count = save(db, regs, n, saved);
-    group_settle(members, n, saved, count);
+        count = save(ctx, items, n, saved);
+    group_settle(g, members, n, saved, count);
     if (n > 1 && !saved[0])
-        err = alone(db, r, tenant, p);
+        err = alone(ctx, item, p);
     return err;
 }
 
-void group_commit_stats(long *groups, long *grouped)
+void group_commit_stats(struct group_commit *g, long *groups, long *grouped)
 {
-    pthread_mutex_lock(&group.lock);
-    *groups = group.groups;
-    *grouped = group.grouped;
-    pthread_mutex_unlock(&group.lock);
+    pthread_mutex_lock(&g->lock);
+    *groups = g->groups;
+    *grouped = g->grouped;
+    pthread_mutex_unlock(&g->lock);
 }

@@ -1,34 +1,48 @@
 /*
- * store/group_commit.h - saves concurrent registrations together
- * (store/registrations.c, design note 7; docs/adr/0008).
+ * store/group_commit.h - saves concurrent writes together: registrations
+ * (store/registrations.c, design note 7) and single-event ingest
+ * (store/analytics.c, design note 6); docs/adr/0008, docs/adr/0016.
  *
- * The scheduler only: queue, lanes, who leads. What "save one" and "save a
- * group" mean (the SQL) stays with the caller, passed in as two functions.
+ * The scheduler only: queue, lanes, who leads. What an item is, and what
+ * "save one" and "save a group" mean (the SQL), stay with the caller, passed
+ * in as two functions; the scheduler never looks inside an item.
  */
 #ifndef ET_STORE_GROUP_COMMIT_H
 #define ET_STORE_GROUP_COMMIT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "errors.h"
-#include "model.h"
 
-struct pg;
+/* Saves one item through its one-item path, deciding every refusal; ctx is
+ * the caller's own (its connection, its tenant). */
+typedef enum et_err (*group_alone_fn)(void *ctx, void *item, struct problem *p);
+/* Saves what it can of items[0..n) in one transaction; saved[i] tells which
+ * (the item is filled in); returns how many. ctx is the leader's. Never fails
+ * as a whole: what is not saved runs alone. */
+typedef int (*group_save_fn)(void *ctx, void *const *items, int n, bool *saved);
 
-/* Saves one registration through the one-row path, deciding every refusal. */
-typedef enum et_err (*group_alone_fn)(struct pg *db, struct registration *r, const char *tenant,
-                                      struct problem *p);
-/* Saves what it can of regs[0..n) in one statement; saved[i] tells which
- * (their fields are filled); returns how many. Never fails as a whole: what
- * is not saved runs alone. */
-typedef int (*group_save_fn)(struct pg *db, struct registration *const *regs, int n, bool *saved);
+struct group_waiter;
 
-/* Saves r, in a group when others are queued, else alone; on db, this
- * thread's connection, outside any transaction. */
-enum et_err group_commit(struct pg *db, struct registration *r, const char *tenant,
-                         group_alone_fn alone, group_save_fn save, struct problem *p);
+/* One queue per kind of write. Its fields belong to store/group_commit.c;
+ * they are here only so that a queue can be a static with GROUP_COMMIT_INIT. */
+struct group_commit {
+    pthread_mutex_t lock;
+    pthread_cond_t settled;                 /* a group finished: states changed, a lane freed */
+    struct group_waiter *head, **tail;      /* items waiting for a lane, oldest first */
+    int lanes_busy;
+    long groups, grouped;                   /* for /metrics: groups saved, items in them */
+};
+#define GROUP_COMMIT_INIT(g) {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &(g).head, 0, 0, 0}
 
-/* For /metrics: groups saved, and registrations in them. */
-void group_commit_stats(long *groups, long *grouped);
+/* Saves item, in a group when others are queued on g, else alone. ctx is
+ * this thread's (a connection outside any transaction); it is handed to
+ * `alone` for this item and to `save` when this thread leads a group. */
+enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                         group_save_fn save, struct problem *p);
+
+/* For /metrics: groups saved on g, and items in them. */
+void group_commit_stats(struct group_commit *g, long *groups, long *grouped);
 
 #endif

@@ -7,9 +7,10 @@
 
 void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out)
 {
-    long groups, grouped;
+    long groups, grouped, ingest_groups, ingest_grouped;
 
     registrations_group_stats(&groups, &grouped);
+    analytics_group_stats(&ingest_groups, &ingest_grouped);
     buf_printf(out,
                "# HELP eventtrack_store_connections Open connections, one per worker thread and store.\n"
                "# TYPE eventtrack_store_connections gauge\n"
@@ -27,7 +28,14 @@ void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis
                "eventtrack_registration_groups_total %ld\n"
                "# HELP eventtrack_registrations_grouped_total Registrations saved by those statements.\n"
                "# TYPE eventtrack_registrations_grouped_total counter\n"
-               "eventtrack_registrations_grouped_total %ld\n",
+               "eventtrack_registrations_grouped_total %ld\n"
+               "# HELP eventtrack_ingest_groups_total Statements that logged several single-event ingests at once.\n"
+               "# TYPE eventtrack_ingest_groups_total counter\n"
+               "eventtrack_ingest_groups_total %ld\n"
+               "# HELP eventtrack_ingest_grouped_total Single-event ingests logged by those statements.\n"
+               "# TYPE eventtrack_ingest_grouped_total counter\n"
+               "eventtrack_ingest_grouped_total %ld\n",
                pg_pool_connections(pg), rds_pool_connections(redis), pg_pool_errors(pg),
-               rds_pool_errors(redis), leaderboard_apply_failures(), groups, grouped);
+               rds_pool_errors(redis), leaderboard_apply_failures(), groups, grouped,
+               ingest_groups, ingest_grouped);
 }

@@ -272,12 +272,29 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
 
 /* ------------------------------------------------ design note 7: groups */
 
+/* A group_commit context: the calling thread's connection and tenant. */
+struct register_ctx {
+    struct pg *db;
+    const char *tenant;
+};
+
+static struct group_commit register_group = GROUP_COMMIT_INIT(register_group);
+
+/* register_alone as a group_alone_fn. */
+static enum et_err register_member_alone(void *ctx, void *item, struct problem *p)
+{
+    const struct register_ctx *c = ctx;
+
+    return register_alone(c->db, item, c->tenant, p);
+}
+
 /* Design note 7: saves what it can of the group in one statement; saved[i]
  * tells which (a group_save_fn). Runs on the leader's thread; the other
  * members are blocked and only read their registration after the leader
  * publishes the states (store/group_commit.c). */
-static int save_group(struct pg *db, struct registration *const *regs, int n, bool *saved)
+static int save_group(void *ctx, void *const *items, int n, bool *saved)
 {
+    struct pg *db = ((const struct register_ctx *)ctx)->db;
     struct buf json = BUF_INIT;
     struct problem p = {0};
     struct jw w;
@@ -288,7 +305,7 @@ static int save_group(struct pg *db, struct registration *const *regs, int n, bo
     jw_init(&w, &json);
     jw_array_begin(&w);
     for (int i = 0; i < n; i++) {
-        const struct registration *r = regs[i];
+        const struct registration *r = items[i];
         saved[i] = false;
         jw_object_begin(&w);
         jw_key(&w, "n"), jw_int(&w, i);
@@ -310,7 +327,7 @@ static int save_group(struct pg *db, struct registration *const *regs, int n, bo
         int i = atoi(PQgetvalue(res, row, 0));
         if (i < 0 || i >= n || saved[i])
             continue;
-        struct registration *r = regs[i];
+        struct registration *r = items[i];
         snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, row, 1));
         snprintf(r->registered_at, sizeof r->registered_at, "%s", PQgetvalue(res, row, 2));
         r->credits_remaining = strtoll(PQgetvalue(res, row, 3), NULL, 10);
@@ -334,12 +351,13 @@ enum et_err registrations_create(struct store *st, const struct store_txn *txn,
     id_generate(r->id, "reg");
     if (txn != NULL && txn->open)
         return register_alone(db, r, tenant, p);  /* its commit belongs to the caller */
-    return group_commit(db, r, tenant, register_alone, save_group, p);
+    return group_commit(&register_group, &(struct register_ctx){db, tenant}, r,
+                        register_member_alone, save_group, p);
 }
 
 void registrations_group_stats(long *groups, long *grouped)
 {
-    group_commit_stats(groups, grouped);
+    group_commit_stats(&register_group, groups, grouped);
 }
 
 enum et_err registrations_get(struct store *st, const char *id, const char *tenant,

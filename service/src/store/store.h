@@ -137,6 +137,8 @@ enum et_err registrations_get(struct store *st, const char *id, const char *tena
                               struct registration *out, struct problem *p);
 /* Group commit (design note 7 there): groups saved and registrations in them. */
 void registrations_group_stats(long *groups, long *grouped);
+/* Single-event ingest's group commit (store/analytics.c, design note 6). */
+void analytics_group_stats(long *groups, long *grouped);
 
 /*
  * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
