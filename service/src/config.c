@@ -6,6 +6,7 @@
  * the same table, so a new setting is one line here.
  */
 #include "config.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -81,6 +82,9 @@ static const struct setting settings[] = {
                 "pause between passes of the worker that makes Redis catch up (default 500)"),
     INT_SETTING("applied_retention_hours", applied_retention_hours, 1, 24 * 365,
                 "hours a board's dedup set outlives its last view (default 168)"),
+    STR_SETTING("log_format", log_format,
+                "json: one JSON object per log line on stderr; text: plain lines for a terminal"
+                " (default json)"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -109,6 +113,7 @@ static void config_defaults(struct config *cfg)
     cfg->max_name_chars = 200;
     cfg->leaderboard_sync_ms = 500;
     cfg->applied_retention_hours = 168;
+    strcpy(cfg->log_format, "json");
 }
 
 /* Visible ASCII only, long enough to resist guessing. */
@@ -250,8 +255,12 @@ static const struct setting *flag_setting(const char *flag)
 
 static bool config_validate(struct config *cfg, char *err, size_t err_size)
 {
+    enum log_format format;
+
     if (cfg->command == CMD_VERSION || cfg->command == CMD_HELP)
         return true;
+    if (!log_format_parse(cfg->log_format, &format))
+        return fail(err, err_size, "setting log_format: \"%s\" is not json or text", cfg->log_format);
     if (cfg->database_url[0] == '\0')
         return fail(err, err_size,
                     "setting database_url: missing (set EVENTTRACK_DATABASE_URL or --database-url)");

@@ -54,6 +54,7 @@ struct config {
     long long max_name_chars;            /* names and titles */
     long long leaderboard_sync_ms;       /* pause between passes of the convergence worker */
     long long applied_retention_hours;   /* a board's applied set outlives its last view by this */
+    char log_format[8];                  /* "json" or "text" (log.h) */
 };
 
 #define ADMIN_KEY_MIN_CHARS 32

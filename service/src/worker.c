@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "log.h"
 #include "store/store.h"
 
 struct worker {
@@ -45,10 +46,10 @@ static void purge_idempotency_keys(struct app *app)
         /* An outage is logged once by store/pg.c (design note 5); a
          * skipped purge during it is no news, and the next pass catches up. */
         if (p.err != ET_ERR_UNAVAILABLE)
-            fprintf(stderr, "eventtrack: worker: idempotency purge skipped: %s\n", p.detail);
+            et_log(LL_WARN, "worker", "idempotency purge skipped: %s", p.detail);
     }
     else if (purged > 0)
-        fprintf(stderr, "eventtrack: worker: %lld expired idempotency record(s) deleted\n", purged);
+        et_log(LL_INFO, "worker", "%lld expired idempotency record(s) deleted", purged);
 }
 
 static void *worker_main(void *arg)
@@ -67,13 +68,13 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         if (leaderboard_sync(w->app->pg, w->app->redis, &st, &p) != ET_OK) {
             if (!was_failing)   /* say it once per outage, not twice a second */
-                fprintf(stderr, "eventtrack: worker: leaderboard sync failed: %s; retrying every %lld ms\n",
+                et_log(LL_WARN, "worker", "leaderboard sync failed: %s; retrying every %lld ms",
                         p.detail, interval_ms);
             was_failing = true;
         } else {
             if (was_failing || st.redis_lost || st.rebuilt_boards > 0)
-                fprintf(stderr, "eventtrack: worker: leaderboards caught up (%zu board(s) rebuilt,"
-                                " %zu outbox view(s) applied)\n", st.rebuilt_boards, st.applied);
+                et_log(LL_INFO, "worker", "leaderboards caught up (%zu board(s) rebuilt,"
+                                " %zu outbox view(s) applied)", st.rebuilt_boards, st.applied);
             was_failing = false;
         }
         if ((since_purge_ms += interval_ms) >= PURGE_EVERY_MS) {

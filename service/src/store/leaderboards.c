@@ -65,6 +65,7 @@
 #include <time.h>
 
 #include "ids.h"
+#include "log.h"
 #include "store/pg.h"
 #include "store/redis.h"
 #include "store/store.h"
@@ -236,8 +237,8 @@ done:
     if (err != ET_OK) {
         /* Not lost: the outbox row stays, and the worker applies it (note 3). */
         atomic_fetch_add(&apply_failures, (long)count);
-        fprintf(stderr, "eventtrack: leaderboard: %zu view(s) not applied now (%s);"
-                        " the outbox worker will apply them\n", count, p->detail);
+        et_log(LL_WARN, "leaderboard", "%zu view(s) not applied now (%s);"
+                        " the outbox worker will apply them", count, p->detail);
     }
     free(argv);
     free(keys);
@@ -681,11 +682,11 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
         /* A process that never saw an epoch has lost nothing: Redis is new
          * or was emptied before it started. Say which, for the operator. */
         if (atomic_load(&epoch_seen) == 0)
-            fprintf(stderr, "eventtrack: leaderboard: no epoch in Redis yet (a new or emptied"
-                            " Redis); building every board from PostgreSQL\n");
+            et_log(LL_INFO, "leaderboard", "no epoch in Redis yet (a new or emptied"
+                            " Redis); building every board from PostgreSQL");
         else
-            fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
-                            " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
+            et_log(LL_WARN, "leaderboard", "Redis lost acknowledged writes"
+                            " (epoch missing or behind); rebuilding every board from PostgreSQL");
         if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
             return err;
         if (!epoch_reset(r))

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "embedded.h"
+#include "log.h"
 #include "store/pg.h"
 #include "store/store.h"
 
@@ -83,7 +84,7 @@ enum et_err migrate_run(struct pg *db, size_t *applied, struct problem *p)
             pg_command(db, "ROLLBACK", &ignored);
             break;
         }
-        fprintf(stderr, "eventtrack: migrate: applied %s\n", m->name);
+        et_log(LL_INFO, "migrate", "applied %s", m->name);
         (*applied)++;
     }
     struct problem ignored = {0};

@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 #define PG_MAX_PREPARED 64
 
 struct pg_pool {
@@ -113,7 +115,7 @@ static void outage_log(struct pg *db, const char *what, const char *message)
     if (db->outage_logged)
         return;
     db->outage_logged = db->pool != NULL;        /* a one-off connection logs every time */
-    fprintf(stderr, "eventtrack: postgres: %s: %.*s%s\n", what, (int)strcspn(message, "\n"), message,
+    et_log(LL_WARN, "postgres", "%s: %.*s%s", what, (int)strcspn(message, "\n"), message,
             db->outage_logged ? " (further failures of this thread are not logged until it reconnects)"
                               : "");
 }
@@ -135,7 +137,7 @@ static bool pg_connect(struct pg *db, const char *conninfo, struct problem *p)
         return false;
     }
     if (db->outage_logged)
-        fprintf(stderr, "eventtrack: postgres: reconnected\n");
+        et_log(LL_INFO, "postgres", "reconnected");
     db->outage_logged = false;
     PQsetNoticeProcessor(db->conn, notice_ignore, NULL);
     if (db->pool)
@@ -228,7 +230,7 @@ const char *pg_constraint(const struct pg *db)
 /* Design note 4: a refused statement, logged with everything PostgreSQL said. */
 static void refusal_log(const char *state, const char *constraint, const char *message)
 {
-    fprintf(stderr, "eventtrack: postgres: statement refused, SQLSTATE %s%s%s: %.*s\n", state,
+    et_log(LL_INFO, "postgres", "statement refused, SQLSTATE %s%s%s: %.*s", state,
             constraint[0] ? ", constraint " : "", constraint, (int)strcspn(message, "\n"), message);
 }
 
@@ -279,7 +281,7 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
         return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
                            "PostgreSQL is unavailable or overloaded; retry");
     }
-    fprintf(stderr, "eventtrack: postgres: %s: %.*s\n", state, (int)strcspn(message, "\n"), message);
+    et_log(LL_ERROR, "postgres", "%s: %.*s", state, (int)strcspn(message, "\n"), message);
     return problem_set(p, ET_ERR_INTERNAL, NULL, "a database statement failed");
 }
 
