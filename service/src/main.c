@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "http/router.h"
 #include "http/server.h"
 #include "json/read.h"
 #include "log.h"
@@ -145,7 +146,9 @@ static int cmd_serve(const struct config *cfg)
         return 1;
     app.pg = pg_pool_new(cfg->database_url);
     app.redis = rds_pool_new(&cfg->redis);
-    app.metrics = metrics_new(routes, routes_count);
+    app.metrics = metrics_new(routes_count);
+    for (size_t i = 0; app.metrics && i < routes_count; i++)
+        metrics_name_route(app.metrics, i, http_method_name(routes[i].method), routes[i].pattern);
     if (app.pg == NULL || app.redis == NULL || app.metrics == NULL) {
         et_log(LL_ERROR, "main", "out of memory");
         goto done;

@@ -68,6 +68,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "invariant.h"
 #include "log.h"
 #include "http/acceptor.h"
 #include "http/body.h"
@@ -248,6 +249,13 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* The route's index in the table, for metrics; s->nroutes: no route matched. */
+static size_t route_index(const struct http_server *s, const struct route *route)
+{
+    ET_ASSERT(route == NULL || (route >= s->routes && route < s->routes + s->nroutes));
+    return route ? (size_t)(route - s->routes) : s->nroutes;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -262,7 +270,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ex == NULL)
         return;
     if (ex->res.status)
-        metrics_observe(s->app->metrics, ex->req.route, ex->res.status,
+        metrics_observe(s->app->metrics, route_index(s, ex->req.route), ex->res.status,
                         monotonic_ns() - ex->started_ns);
     body_intake_free(&ex->body, &s->budget);
     buf_free(&ex->res.body);

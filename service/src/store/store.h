@@ -40,7 +40,13 @@ struct pg *pg_session(struct pg_pool *pool, struct problem *p);
 /* Health and gauges for /readyz and /metrics (store/health.c). */
 bool pg_ping(struct pg_pool *pool);
 bool rds_ping(struct rds_pool *pool);
-void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out);
+struct store_stats {
+    long pg_connections, redis_connections;     /* open now */
+    long pg_errors, redis_errors;               /* since start */
+    long leaderboard_apply_failures;
+    long registration_groups, registrations_grouped;
+};
+void store_stats(const struct pg_pool *pg, const struct rds_pool *redis, struct store_stats *out);
 
 /* Organizations and credits (store/organizations.c). */
 /* Creates the organization and its first API key (key->secret is the one
