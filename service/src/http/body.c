@@ -106,7 +106,7 @@ done:
 
 static void server_busy(struct problem *p)
 {
-    problem_set(p, ET_ERR_UNAVAILABLE, "server-busy",
+    problem_set(p, ET_ERR_UNAVAILABLE, PT_SERVER_BUSY,
                 "the server is receiving too many request bodies; retry shortly");
 }
 

@@ -95,7 +95,7 @@ enum et_err events_create(struct pg *db, struct event *ev, struct problem *p)
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return problem_set(p, ET_ERR_CONFLICT, "already-exists", "event %s already exists", ev->id);
+        return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS, "event %s already exists", ev->id);
     }
     event_from_row(res, ev);
     PQclear(res);
@@ -141,7 +141,7 @@ enum et_err sessions_create(struct pg *db, struct session *s, const char *tenant
         problem_field(p, "event_id", "no such event");
         return problem_set(p, ET_ERR_INVALID, NULL, "the session refers to an unknown event");
     }
-    return problem_set(p, ET_ERR_CONFLICT, "already-exists", "session %s already exists", s->id);
+    return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS, "session %s already exists", s->id);
 }
 
 enum et_err sessions_get(struct pg *db, const char *id, const char *tenant, struct session *out,

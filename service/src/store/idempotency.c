@@ -91,13 +91,13 @@ static bool record_found(const PGresult *res, bool *replay, int *status, struct 
                          struct problem *p)
 {
     if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
-        problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
+        problem_set(p, ET_ERR_INVALID, PT_IDEMPOTENCY_KEY_REUSED,
                     "this Idempotency-Key was used before an upgrade of the service, by a request"
                     " whose operation cannot be told; use a new key");
         return false;
     }
     if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
-        problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
+        problem_set(p, ET_ERR_INVALID, PT_IDEMPOTENCY_KEY_REUSED,
                     "this Idempotency-Key was used with a different request body");
         return false;
     }
@@ -122,7 +122,7 @@ enum et_err idempotency_begin(struct pg *db, const struct idempotency_request *r
     if ((res = pg_exec(db, &stmt_lock, lock_params, p)) == NULL)
         goto fail;
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-        problem_set(p, ET_ERR_CONFLICT, "idempotency-key-in-progress",
+        problem_set(p, ET_ERR_CONFLICT, PT_IDEMPOTENCY_KEY_IN_PROGRESS,
                     "a request with this Idempotency-Key is still being processed");
         goto fail;
     }

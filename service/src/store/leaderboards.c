@@ -231,7 +231,7 @@ enum et_err leaderboard_apply(struct rds_pool *redis, const struct board_increme
         argv[i * 4 + 3] = inc[i].speaker_id;
     }
     if (!apply_views(r, argv, count))
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "Redis did not take a leaderboard update");
 done:
     if (err != ET_OK) {
@@ -261,7 +261,7 @@ enum et_err leaderboard_top(struct rds_pool *redis, const char *event_id, long l
     reply = rds_command(r, 6, argv, NULL);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(reply);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "the leaderboard store is unavailable");
     }
     for (size_t i = 0; i + 1 < reply->elements && *count < (size_t)top_n; i += 2) {
@@ -293,7 +293,7 @@ enum et_err leaderboard_speaker(struct rds_pool *redis, const char *event_id,
     board_key(key, event_id, "");
     if (!rds_eval_many(r, &script_rank, 1, 2, argv, NULL, 1, &reply) || reply == NULL ||
         reply->type == REDIS_REPLY_ERROR) {
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "the leaderboard store is unavailable");
     } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
         err = problem_set(p, ET_ERR_NOT_FOUND, NULL, "speaker %s has no score in event %s",
@@ -466,7 +466,7 @@ static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event
     if (!rebuild_write_temp(r, counts, members, tmp_board, tmp_applied) ||
         !rds_eval_many(r, &script_swap, 4, 4, swap_argv, NULL, 1, &reply) || reply == NULL ||
         reply->type == REDIS_REPLY_ERROR || !epoch_bump(r)) {
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "Redis failed during the rebuild of %s", event_id);
         goto done;
     }
@@ -474,7 +474,7 @@ static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event
         *events += (size_t)strtoull(PQgetvalue(counts, i, 1), NULL, 10);
     if (!rebuild_replay_tail(db, r, event_id, since, p))
         err = p->err != ET_OK ? p->err
-                              : problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+                              : problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                                             "Redis failed while replaying the tail of %s", event_id);
     goto done;
 fail:
@@ -633,7 +633,7 @@ static enum et_err sync_outbox_batch(struct pg *db, struct rds *r, size_t *taken
     }
     /* Redis first, then the delete: a row leaves the outbox only once applied. */
     if (!apply_views(r, argv, n)) {
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis did not take the outbox");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis did not take the outbox");
         goto fail;
     }
     {
@@ -675,7 +675,7 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
     if ((r = rds_session(redis, p)) == NULL || (db = pg_session(pg, p)) == NULL)
         return p->err;
     if (!redis_lost_data(r, &lost))
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
     if (lost) {
         size_t events;
         st->redis_lost = true;
@@ -690,7 +690,7 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
         if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
             return err;
         if (!epoch_reset(r))
-            return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+            return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
     }
     if ((err = sync_stale(db, r, st, p)) != ET_OK)
         return err;

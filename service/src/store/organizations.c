@@ -113,7 +113,7 @@ enum et_err organizations_create(struct pg *db, struct organization *org, struct
         return p->err;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return problem_set(p, ET_ERR_CONFLICT, "already-exists",
+        return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS,
                            "organization %s already exists", org->id);
     }
     organization_from_row(res, org);

@@ -133,7 +133,7 @@ static bool pg_connect(struct pg *db, const char *conninfo, struct problem *p)
         db->conn = NULL;
         if (db->pool)
             atomic_fetch_add(&db->pool->errors, 1);
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
         return false;
     }
     if (db->outage_logged)
@@ -252,7 +252,7 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
         pg_disconnect(db);
         if (db->pool)
             atomic_fetch_add(&db->pool->errors, 1);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "the connection to PostgreSQL was lost");
     }
     if (state == NULL)
@@ -273,12 +273,12 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0 ||
         strncmp(state, "57", 2) == 0) {
         refusal_log(state, db->constraint, message);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");
     }
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0) {
         outage_log(db, "unavailable", message);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");
     }
     et_log(LL_ERROR, "postgres", "%s: %.*s", state, (int)strcspn(message, "\n"), message);
@@ -312,7 +312,7 @@ PGresult *pg_exec(struct pg *db, const struct pg_stmt *st, const char *const *pa
 
     db->sqlstate[0] = db->constraint[0] = '\0';
     if (db->conn == NULL) {
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
         return NULL;
     }
     if (!pg_prepare(db, st, p))
@@ -345,7 +345,7 @@ enum et_err pg_command(struct pg *db, const char *sql, struct problem *p)
 
     db->sqlstate[0] = db->constraint[0] = '\0';
     if (db->conn == NULL)
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
     res = PQexec(db->conn, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
         enum et_err err = pg_error(db, res, p);

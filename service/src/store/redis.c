@@ -158,7 +158,7 @@ struct rds *rds_session(struct rds_pool *pool, struct problem *p)
         pthread_setspecific(thread_rds_key, r);
     }
     if (r->ctx == NULL && ((long long)(monotonic_ns() / 1000000) < r->retry_at_ms || !rds_connect(r))) {
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
         return NULL;
     }
     return r;
@@ -170,7 +170,7 @@ struct rds *rds_open(const struct redis_target *target, struct problem *p)
 
     if (r == NULL || !rds_connect(r)) {
         free(r);
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
         return NULL;
     }
     return r;
