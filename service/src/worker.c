@@ -36,13 +36,15 @@ struct worker {
 #define PURGE_EVERY_MS 60000
 
 /* Idempotency records are promised for 24 h; keep them an hour longer. */
+#define IDEMPOTENCY_KEEP_HOURS (24 + 1)
+
 static void purge_idempotency_keys(struct app *app)
 {
     struct problem p = {0};
     struct pg *db = pg_session(app->pg, &p);
     long long purged = 0;
 
-    if (db == NULL || idempotency_purge(db, 25, &purged, &p) != ET_OK) {
+    if (db == NULL || idempotency_purge(db, IDEMPOTENCY_KEEP_HOURS, &purged, &p) != ET_OK) {
         /* An outage is logged once by store/pg.c (design note 5); a
          * skipped purge during it is no news, and the next pass catches up. */
         if (p.err != ET_ERR_UNAVAILABLE)

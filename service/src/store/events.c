@@ -81,12 +81,12 @@ enum et_err events_create(struct pg *db, struct event *ev, struct problem *p)
     if (ev->id[0] == '\0')
         id_generate(ev->id, "evt");
     if ((res = pg_exec(db, &stmt_event_create, params, p)) == NULL) {
-        if (strcmp(pg_sqlstate(db), "23503") == 0) {        /* foreign key: no such org */
+        if (strcmp(pg_sqlstate(db), SQLSTATE_FOREIGN_KEY_VIOLATION) == 0) {        /* foreign key: no such org */
             problem_clear(p);
             problem_field(p, "organization_id", "no such organization");
             return problem_set(p, ET_ERR_INVALID, NULL, "the event refers to an unknown organization");
         }
-        if (strncmp(pg_sqlstate(db), "22", 2) == 0) {      /* e.g. February 30th */
+        if (strncmp(pg_sqlstate(db), SQLSTATE_DATA_EXCEPTION_CLASS, 2) == 0) {      /* e.g. February 30th */
             problem_clear(p);
             problem_field(p, "starts_at", "is not a valid date-time");
             return problem_set(p, ET_ERR_INVALID, NULL, "the request body has invalid fields");

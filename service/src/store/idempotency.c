@@ -51,22 +51,25 @@ static const struct pg_stmt stmt_record = {
     " VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), $4::smallint, $5)",
     5};
 
-/* Batches keep each transaction short and never lock the whole table. */
+/* Batches keep each transaction short and never lock the whole table; the
+ * batch size reaches the SQL as a parameter, so it has one source. */
+#define PURGE_BATCH 1000
 static const struct pg_stmt stmt_purge = {
     "idempotency_purge",
     "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY("
     "  SELECT ctid FROM idempotency_keys"
-    "   WHERE created_at < now() - make_interval(hours => $1::integer) LIMIT 1000))",
-    1};
+    "   WHERE created_at < now() - make_interval(hours => $1::integer) LIMIT $2::integer))",
+    2};
 
 enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purged,
                               struct problem *p)
 {
-    char hours[16];
-    const char *params[] = {hours};
+    char hours[16], batch[16];
+    const char *params[] = {hours, batch};
 
     *purged = 0;
     snprintf(hours, sizeof hours, "%d", max_age_hours);
+    snprintf(batch, sizeof batch, "%d", PURGE_BATCH);
     for (;;) {
         PGresult *res = pg_exec(db, &stmt_purge, params, p);
         long long n;
@@ -75,7 +78,7 @@ enum et_err idempotency_purge(struct pg *db, int max_age_hours, long long *purge
         n = strtoll(PQcmdTuples(res), NULL, 10);
         PQclear(res);
         *purged += n;
-        if (n < 1000)
+        if (n < PURGE_BATCH)
             return ET_OK;
     }
 }

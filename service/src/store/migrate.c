@@ -99,7 +99,7 @@ long migrate_pending(struct pg *db)
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        bool no_table = state && strcmp(state, "42P01") == 0;   /* undefined_table */
+        bool no_table = state && strcmp(state, SQLSTATE_UNDEFINED_TABLE) == 0;
         PQclear(res);
         return no_table ? pending : -1;
     }

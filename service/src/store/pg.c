@@ -256,13 +256,14 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
                            "the connection to PostgreSQL was lost");
     }
     if (state == NULL)
-        state = "XX000";
-    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) {
+        state = SQLSTATE_INTERNAL_ERROR;
+    if (strncmp(state, SQLSTATE_DATA_EXCEPTION_CLASS, 2) == 0 ||
+        strncmp(state, SQLSTATE_INTEGRITY_VIOLATION_CLASS, 2) == 0) {
         refusal_log(state, db->constraint, message);
-        if (strcmp(state, "23505") == 0)
+        if (strcmp(state, SQLSTATE_UNIQUE_VIOLATION) == 0)
             return problem_set(p, ET_ERR_CONFLICT, NULL,
                                "the request conflicts with a resource that already exists");
-        if (strcmp(state, "23503") == 0)
+        if (strcmp(state, SQLSTATE_FOREIGN_KEY_VIOLATION) == 0)
             return problem_set(p, ET_ERR_INVALID, NULL,
                                "the request refers to a resource that does not exist");
         return problem_set(p, ET_ERR_INVALID, NULL,
@@ -270,13 +271,15 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
     }
     if (db->pool)
         atomic_fetch_add(&db->pool->errors, 1);
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0 ||
-        strncmp(state, "57", 2) == 0) {
+    if (strcmp(state, SQLSTATE_SERIALIZATION_FAILURE) == 0 || strcmp(state, SQLSTATE_DEADLOCK_DETECTED) == 0 ||
+        strcmp(state, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 ||
+        strncmp(state, SQLSTATE_OPERATOR_INTERVENTION_CLASS, 2) == 0) {
         refusal_log(state, db->constraint, message);
         return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");
     }
-    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0) {
+    if (strncmp(state, SQLSTATE_CONNECTION_EXCEPTION_CLASS, 2) == 0 ||
+        strncmp(state, SQLSTATE_INSUFFICIENT_RESOURCES_CLASS, 2) == 0) {
         outage_log(db, "unavailable", message);
         return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");

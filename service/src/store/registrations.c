@@ -225,7 +225,7 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
     for (int attempt = 0;; attempt++) {
         bool busy = false;
         if ((res = pg_exec(db, &stmt_register, params, p)) == NULL) {
-            if (strcmp(pg_sqlstate(db), "23505") == 0 &&
+            if (strcmp(pg_sqlstate(db), SQLSTATE_UNIQUE_VIOLATION) == 0 &&
                 strcmp(pg_constraint(db), "registrations_one_per_user") == 0)
                 return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_REGISTERED,
                                    "user %s is already registered for session %s", r->user_id,
