@@ -128,40 +128,35 @@ static void put_time(struct line *l)
     puts_(l, stamp);
 }
 
-static void build_json(struct line *l, enum log_level level, const char *component, const char *msg)
-{
-    puts_(l, "{\"ts\":\"");
-    put_time(l);
-    puts_(l, "\",\"level\":\"");
-    puts_(l, level_names[level]);
-    puts_(l, "\",\"component\":\"");
-    put_escaped(l, component);
-    if (request_id) {
-        puts_(l, "\",\"request_id\":\"");
-        put_escaped(l, request_id);
-    }
-    puts_(l, "\",\"msg\":\"");
-    put_escaped(l, msg);
-    /* put() kept 4 bytes free for the closing "} and the newline. */
-    memcpy(l->data + l->len, "\"}\n", 3);
-    l->len += 3;
-}
+/* The fixed text around the fields, per format: one builder for both. */
+static const struct {
+    const char *open, *level, *component, *id_open, *id_close, *msg, *close;
+} shapes[] = {
+    [LOG_FORMAT_JSON] = {"{\"ts\":\"", "\",\"level\":\"", "\",\"component\":\"", "\",\"request_id\":\"", "",
+                         "\",\"msg\":\"", "\"}\n"},
+    [LOG_FORMAT_TEXT] = {"", " ", " ", " [", "]", ": ", "\n"},
+};
 
-static void build_text(struct line *l, enum log_level level, const char *component, const char *msg)
+static void build(struct line *l, enum log_level level, const char *component, const char *msg)
 {
+    const char *close = shapes[format].close;
+
+    puts_(l, shapes[format].open);
     put_time(l);
-    puts_(l, " ");
+    puts_(l, shapes[format].level);
     puts_(l, level_names[level]);
-    puts_(l, " ");
+    puts_(l, shapes[format].component);
     put_escaped(l, component);
     if (request_id) {
-        puts_(l, " [");
+        puts_(l, shapes[format].id_open);
         put_escaped(l, request_id);
-        puts_(l, "]");
+        puts_(l, shapes[format].id_close);
     }
-    puts_(l, ": ");
+    puts_(l, shapes[format].msg);
     put_escaped(l, msg);
-    l->data[l->len++] = '\n';
+    /* put() kept 4 bytes free for the closing bytes. */
+    memcpy(l->data + l->len, close, strlen(close));
+    l->len += strlen(close);
 }
 
 void et_log(enum log_level level, const char *component, const char *fmt, ...)
@@ -185,10 +180,7 @@ void et_vlog(enum log_level level, const char *component, const char *fmt, va_li
     n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n')     /* a trailing newline is the line's, not the message's */
         msg[--n] = '\0';
-    if (format == LOG_FORMAT_TEXT)
-        build_text(&l, level, component, msg);
-    else
-        build_json(&l, level, component, msg);
+    build(&l, level, component, msg);
     for (size_t off = 0; off < l.len;) {
         ssize_t w = write(STDERR_FILENO, l.data + off, l.len - off);
         if (w <= 0)
