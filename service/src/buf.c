@@ -8,11 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
+
 static bool buf_reserve(struct buf *b, size_t extra)
 {
     size_t want, cap;
     char *p;
 
+    /* Ownership: the bytes are the buffer's (data, cap) or nobody's (NULL, 0),
+     * and a released buffer is empty; anything else is a struct copied or
+     * written behind the buffer's back. */
+    ET_ASSERT(b->data != NULL ? b->len < b->cap : b->len == 0 && b->cap == 0);
     if (b->failed)
         return false;
     if (extra > (size_t)-1 - b->len - 1)

@@ -6,6 +6,7 @@
  * the same table, so a new setting is one line here.
  */
 #include "config.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,66 +22,70 @@ struct setting {
     size_t offset;
     size_t size;            /* string capacity */
     long long min, max;     /* integer bounds */
-    const char *help;
+    long long int_default;
+    const char *str_default; /* NULL: none (a required setting, or empty) */
+    const char *help;       /* --help appends "(default X)" from the default */
 };
 
-#define INT_SETTING(k, field, lo, hi, help) \
-    {k, SETTING_INT, offsetof(struct config, field), 0, lo, hi, help}
-#define STR_SETTING(k, field, help) \
-    {k, SETTING_STRING, offsetof(struct config, field), sizeof(((struct config *)0)->field), 0, 0, help}
+/* The default is written once, here: config_defaults() and --help both read it. */
+#define INT_SETTING(k, field, lo, hi, def, help) \
+    {k, SETTING_INT, offsetof(struct config, field), 0, lo, hi, def, NULL, help}
+#define STR_SETTING(k, field, def, help) \
+    {k, SETTING_STRING, offsetof(struct config, field), sizeof(((struct config *)0)->field), 0, 0, 0, def, help}
 
 static const struct setting settings[] = {
-    STR_SETTING("bind", bind, "address to listen on (default 127.0.0.1)"),
-    INT_SETTING("port", port, 0, 65535, "TCP port, 0 picks a free one (default 8080)"),
-    STR_SETTING("database_url", database_url, "libpq connection string or URI (required)"),
-    STR_SETTING("redis_url", redis_url,
-                "redis://host:port[/db] or unix:///path[?db=N] (default redis://127.0.0.1:6379/0)"),
-    INT_SETTING("threads", threads, 1, 256,
-                "HTTP worker threads, each with one PostgreSQL and one Redis connection (default 16)"),
-    INT_SETTING("max_body_bytes", max_body_bytes, 1024, 64LL << 20,
-                "largest request body accepted (default 1048576)"),
-    INT_SETTING("body_budget_bytes", body_budget_bytes, 1024, 1LL << 40,
+    STR_SETTING("bind", bind, "127.0.0.1", "address to listen on"),
+    INT_SETTING("port", port, 0, 65535, 8080, "TCP port, 0 picks a free one"),
+    STR_SETTING("database_url", database_url, NULL, "libpq connection string or URI (required)"),
+    STR_SETTING("redis_url", redis_url, "redis://127.0.0.1:6379/0",
+                "redis://host:port[/db] or unix:///path[?db=N]"),
+    INT_SETTING("threads", threads, 1, 256, 16,
+                "HTTP worker threads, each with one PostgreSQL and one Redis connection"),
+    INT_SETTING("max_body_bytes", max_body_bytes, 1024, 64LL << 20, 1 << 20,
+                "largest request body accepted"),
+    INT_SETTING("body_budget_bytes", body_budget_bytes, 1024, 1LL << 40, 64LL << 20,
                 "memory for all request bodies being received at once, at least max_body_bytes; a"
-                " request that would exceed it gets 503 (default 67108864)"),
-    INT_SETTING("connection_timeout", connection_timeout, 1, 3600,
-                "seconds before an idle or stalled client connection is closed (default 30)"),
-    INT_SETTING("connection_limit", connection_limit, 1, 100000,
-                "most client connections at once; more are answered 503 and closed (default 16384)"),
-    INT_SETTING("per_ip_connection_limit", per_ip_connection_limit, 0, 100000,
-                "most connections from one address, 0 for no limit (default 0)"),
-    INT_SETTING("shutdown_grace_seconds", shutdown_grace_seconds, 0, 600,
+                " request that would exceed it gets 503"),
+    INT_SETTING("connection_timeout", connection_timeout, 1, 3600, 30,
+                "seconds before an idle or stalled client connection is closed"),
+    INT_SETTING("connection_limit", connection_limit, 1, 100000, 16384,
+                "most client connections at once; more are answered 503 and closed"),
+    INT_SETTING("per_ip_connection_limit", per_ip_connection_limit, 0, 100000, 0,
+                "most connections from one address, 0 for no limit"),
+    INT_SETTING("shutdown_grace_seconds", shutdown_grace_seconds, 0, 600, 0,
                 "seconds after SIGTERM during which /readyz fails but requests are still accepted, so a"
-                " load balancer can stop routing first (default 0)"),
-    INT_SETTING("shutdown_drain_seconds", shutdown_drain_seconds, 0, 600,
-                "seconds in-flight requests get to finish on SIGTERM (default 10)"),
-    STR_SETTING("admin_key", admin_key,
+                " load balancer can stop routing first"),
+    INT_SETTING("shutdown_drain_seconds", shutdown_drain_seconds, 0, 600, 10,
+                "seconds in-flight requests get to finish on SIGTERM"),
+    STR_SETTING("admin_key", admin_key, NULL,
                 "the admin bearer key, at least 32 visible ASCII characters (required by serve)"),
-    INT_SETTING("rate_limit_requests", rate_limit_requests, 0, 1000000000,
-                "requests one organization (all its keys together) may make per window, 0 for no limit"
-                " (default 1000)"),
-    INT_SETTING("rate_limit_window_seconds", rate_limit_window_seconds, 1, 3600,
-                "length of the rate-limit window (default 10)"),
-    INT_SETTING("auth_failure_limit", auth_failure_limit, 0, 1000000,
+    INT_SETTING("rate_limit_requests", rate_limit_requests, 0, 1000000000, 1000,
+                "requests one organization (all its keys together) may make per window, 0 for no limit"),
+    INT_SETTING("rate_limit_window_seconds", rate_limit_window_seconds, 1, 3600, 10,
+                "length of the rate-limit window"),
+    INT_SETTING("auth_failure_limit", auth_failure_limit, 0, 1000000, 100,
                 "failed authentications one client address may make per window before it gets 429"
-                " without a lookup, 0 for no limit (default 100)"),
-    INT_SETTING("auth_failure_window_seconds", auth_failure_window_seconds, 1, 3600,
-                "length of the failed-authentication window (default 60)"),
-    INT_SETTING("negative_cache_seconds", negative_cache_seconds, 0, 300,
+                " without a lookup, 0 for no limit"),
+    INT_SETTING("auth_failure_window_seconds", auth_failure_window_seconds, 1, 3600, 60,
+                "length of the failed-authentication window"),
+    INT_SETTING("negative_cache_seconds", negative_cache_seconds, 0, 300, 5,
                 "seconds an unknown bearer key is refused without a PostgreSQL lookup, 0 to look up"
-                " every time (default 5)"),
-    INT_SETTING("ingest_quota_per_day", ingest_quota_per_day, 0, 1000000000000LL,
+                " every time"),
+    INT_SETTING("ingest_quota_per_day", ingest_quota_per_day, 0, 1000000000000LL, 100000,
                 "analytics envelopes one organization may log per UTC day (docs/adr/0011),"
-                " 0 for no quota (default 100000)"),
-    INT_SETTING("json_max_depth", json_max_depth, 2, 64,
-                "deepest nesting of a JSON request body (default 32)"),
-    INT_SETTING("analytics_batch_max", analytics_batch_max, 1, 1000,
-                "most envelopes in one analytics batch (default 1000)"),
-    INT_SETTING("max_name_chars", max_name_chars, 1, 200,
-                "longest organization or event name and session title (default 200)"),
-    INT_SETTING("leaderboard_sync_ms", leaderboard_sync_ms, 10, 60000,
-                "pause between passes of the worker that makes Redis catch up (default 500)"),
-    INT_SETTING("applied_retention_hours", applied_retention_hours, 1, 24 * 365,
-                "hours a board's dedup set outlives its last view (default 168)"),
+                " 0 for no quota"),
+    INT_SETTING("json_max_depth", json_max_depth, 2, 64, 32,
+                "deepest nesting of a JSON request body"),
+    INT_SETTING("analytics_batch_max", analytics_batch_max, 1, 1000, 1000,
+                "most envelopes in one analytics batch"),
+    INT_SETTING("max_name_chars", max_name_chars, 1, 200, 200,
+                "longest organization or event name and session title"),
+    INT_SETTING("leaderboard_sync_ms", leaderboard_sync_ms, 10, 60000, 500,
+                "pause between passes of the worker that makes Redis catch up"),
+    INT_SETTING("applied_retention_hours", applied_retention_hours, 1, 24 * 365, 168,
+                "hours a board's dedup set outlives its last view"),
+    STR_SETTING("log_format", log_format, "json",
+                "json: one JSON object per log line on stderr; text: plain lines for a terminal"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -88,27 +93,14 @@ static void config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->command = CMD_SERVE;
-    strcpy(cfg->bind, "127.0.0.1");
-    cfg->port = 8080;
-    strcpy(cfg->redis_url, "redis://127.0.0.1:6379/0");
-    cfg->threads = 16;
-    cfg->max_body_bytes = 1 << 20;
-    cfg->body_budget_bytes = 64LL << 20;
-    cfg->connection_timeout = 30;
-    cfg->connection_limit = 16384;
-    cfg->per_ip_connection_limit = 0;
-    cfg->shutdown_drain_seconds = 10;
-    cfg->rate_limit_requests = 1000;
-    cfg->rate_limit_window_seconds = 10;
-    cfg->auth_failure_limit = 100;
-    cfg->auth_failure_window_seconds = 60;
-    cfg->negative_cache_seconds = 5;
-    cfg->ingest_quota_per_day = 100000;
-    cfg->json_max_depth = 32;
-    cfg->analytics_batch_max = 1000;
-    cfg->max_name_chars = 200;
-    cfg->leaderboard_sync_ms = 500;
-    cfg->applied_retention_hours = 168;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *st = &settings[i];
+        char *field = (char *)cfg + st->offset;
+        if (st->type == SETTING_INT)
+            memcpy(field, &st->int_default, sizeof st->int_default);
+        else if (st->str_default)
+            snprintf(field, st->size, "%s", st->str_default);
+    }
 }
 
 /* Visible ASCII only, long enough to resist guessing. */
@@ -250,8 +242,12 @@ static const struct setting *flag_setting(const char *flag)
 
 static bool config_validate(struct config *cfg, char *err, size_t err_size)
 {
+    enum log_format format;
+
     if (cfg->command == CMD_VERSION || cfg->command == CMD_HELP)
         return true;
+    if (!log_format_parse(cfg->log_format, &format))
+        return fail(err, err_size, "setting log_format: \"%s\" is not json or text", cfg->log_format);
     if (cfg->database_url[0] == '\0')
         return fail(err, err_size,
                     "setting database_url: missing (set EVENTTRACK_DATABASE_URL or --database-url)");
@@ -413,6 +409,11 @@ void config_usage(FILE *out)
         for (k = 0; settings[i].key[k]; k++)
             flag[k] = settings[i].key[k] == '_' ? '-' : settings[i].key[k];
         flag[k] = '\0';
-        fprintf(out, "  --%-26s %s\n", flag, settings[i].help);
+        if (settings[i].type == SETTING_INT)
+            fprintf(out, "  --%-26s %s (default %lld)\n", flag, settings[i].help, settings[i].int_default);
+        else if (settings[i].str_default)
+            fprintf(out, "  --%-26s %s (default %s)\n", flag, settings[i].help, settings[i].str_default);
+        else
+            fprintf(out, "  --%-26s %s\n", flag, settings[i].help);
     }
 }

@@ -15,15 +15,9 @@
 #include <stdio.h>
 
 #include "ids.h"
+#include "redis_target.h"
 
 enum command { CMD_SERVE, CMD_MIGRATE, CMD_REBUILD_LEADERBOARDS, CMD_VERSION, CMD_HELP };
-
-struct redis_target {
-    char host[256];          /* empty for a unix socket */
-    int port;
-    char socket_path[256];   /* empty for TCP */
-    int db;
-};
 
 struct config {
     enum command command;
@@ -54,6 +48,7 @@ struct config {
     long long max_name_chars;            /* names and titles */
     long long leaderboard_sync_ms;       /* pause between passes of the convergence worker */
     long long applied_retention_hours;   /* a board's applied set outlives its last view by this */
+    char log_format[8];                  /* "json" or "text" (log.h) */
 };
 
 #define ADMIN_KEY_MIN_CHARS 32
@@ -61,9 +56,6 @@ struct config {
 /* Fills cfg from defaults, file, env and argv. On failure returns false with
  * a one-line message in err. */
 bool config_load(int argc, char **argv, struct config *cfg, char *err, size_t err_size);
-
-/* Parses redis://host:port[/db] or unix:///path[?db=N]; false if malformed. */
-bool redis_url_parse(const char *url, struct redis_target *out);
 
 /* Writes the --help text. */
 void config_usage(FILE *out);

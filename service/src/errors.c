@@ -7,6 +7,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#define ET_PROBLEM_SLUG_DEF(name, kind, slug, title) const char name[] = slug;
+ET_PROBLEM_TYPES(ET_PROBLEM_SLUG_DEF)
+#undef ET_PROBLEM_SLUG_DEF
+
+static const struct problem_type problem_table[] = {
+#define ET_PROBLEM_ROW(name, kind, slug, title) {name, kind, title},
+    ET_PROBLEM_TYPES(ET_PROBLEM_ROW)
+#undef ET_PROBLEM_ROW
+};
+#define NPROBLEM_TYPES (sizeof problem_table / sizeof problem_table[0])
+
+const struct problem_type *problem_type_of(enum et_err kind, const char *slug)
+{
+    for (size_t i = 0; i < NPROBLEM_TYPES; i++)
+        if (slug ? strcmp(slug, problem_table[i].slug) == 0 : problem_table[i].kind == kind)
+            return &problem_table[i];
+    return NULL;
+}
+
+const struct problem_type *problem_types(size_t *count)
+{
+    *count = NPROBLEM_TYPES;
+    return problem_table;
+}
+
 enum et_err problem_set(struct problem *p, enum et_err err, const char *slug,
                         const char *fmt, ...)
 {

@@ -2,6 +2,7 @@
  * main.c - wiring only: settings -> stores -> HTTP -> wait for a signal ->
  * tear down in reverse. Each sub-command is one function below.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,8 +13,10 @@
 
 #include "app.h"
 #include "config.h"
+#include "http/router.h"
 #include "http/server.h"
 #include "json/read.h"
+#include "log.h"
 #include "worker.h"
 #include "metrics.h"
 #include "routes/routes.h"
@@ -71,15 +74,15 @@ static bool schema_current(const struct config *cfg)
     long pending;
 
     if (db == NULL) {
-        fprintf(stderr, "eventtrack: PostgreSQL is not reachable yet; serving, and retrying on each request\n");
+        et_log(LL_WARN, "main", "PostgreSQL is not reachable yet; serving, and retrying on each request");
         return true;
     }
     store_init_conns(&st, db, NULL);
     pending = migrate_pending(&st);
     pg_close(db);
     if (pending > 0) {
-        fprintf(stderr, "eventtrack: the database schema is behind this binary by %ld migration(s):"
-                        " run `eventtrack migrate` first\n", pending);
+        et_log(LL_ERROR, "main", "the database schema is behind this binary by %ld migration(s):"
+                                 " run `eventtrack migrate` first", pending);
         return false;
     }
     return true;
@@ -104,7 +107,7 @@ static bool fd_limit_raise(const struct config *cfg)
     unsigned long long was, need = (unsigned long long)(cfg->connection_limit + fds_reserved(cfg));
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        perror("eventtrack: getrlimit(RLIMIT_NOFILE)");
+        et_log(LL_ERROR, "main", "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
         return false;
     }
     was = rl.rlim_cur;
@@ -116,15 +119,15 @@ static bool fd_limit_raise(const struct config *cfg)
             rl.rlim_cur = (rlim_t)was;
     }
     if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
-        fprintf(stderr, "eventtrack: setting connection_limit: %lld connections need %llu file descriptors"
-                        " (%lld more for stores and threads), but this process may open only %llu"
-                        " (RLIMIT_NOFILE); lower connection_limit or raise the hard limit"
-                        " (ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=)\n",
+        et_log(LL_ERROR, "main", "setting connection_limit: %lld connections need %llu file descriptors"
+               " (%lld more for stores and threads), but this process may open only %llu"
+               " (RLIMIT_NOFILE); lower connection_limit or raise the hard limit"
+               " (ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=)",
                 cfg->connection_limit, need, fds_reserved(cfg), (unsigned long long)rl.rlim_cur);
         return false;
     }
-    fprintf(stderr, "eventtrack: file descriptors: up to %llu (RLIMIT_NOFILE, was %llu); connection_limit %lld\n",
-            (unsigned long long)rl.rlim_cur, was, cfg->connection_limit);
+    et_log(LL_INFO, "main", "file descriptors: up to %llu (RLIMIT_NOFILE, was %llu); connection_limit %lld",
+           (unsigned long long)rl.rlim_cur, was, cfg->connection_limit);
     return true;
 }
 
@@ -149,9 +152,11 @@ static int cmd_serve(const struct config *cfg)
         return 1;
     app.pg = pg_pool_new(cfg->database_url);
     app.redis = rds_pool_new(&cfg->redis);
-    app.metrics = metrics_new(routes, routes_count);
+    app.metrics = metrics_new(routes_count);
+    for (size_t i = 0; app.metrics && i < routes_count; i++)
+        metrics_name_route(app.metrics, i, http_method_name(routes[i].method), routes[i].pattern);
     if (app.pg == NULL || app.redis == NULL || app.metrics == NULL) {
-        fprintf(stderr, "eventtrack: out of memory\n");
+        et_log(LL_ERROR, "main", "out of memory");
         goto done;
     }
     json_limits_set(&(struct json_limits){
@@ -162,11 +167,11 @@ static int cmd_serve(const struct config *cfg)
     leaderboard_configure(cfg->applied_retention_hours * 3600);
     server = http_server_start(&app, routes, routes_count, api_admit, err, sizeof err);
     if (server == NULL) {
-        fprintf(stderr, "eventtrack: %s\n", err);
+        et_log(LL_ERROR, "http", "%s", err);
         goto done;
     }
     if ((worker = worker_start(&app)) == NULL) {
-        fprintf(stderr, "eventtrack: cannot start the background worker thread\n");
+        et_log(LL_ERROR, "main", "cannot start the background worker thread");
         http_server_stop(server, 0);
         goto done;
     }
@@ -177,9 +182,9 @@ static int cmd_serve(const struct config *cfg)
     /* Shutdown order: readiness fails first; after the grace period new
      * connections are refused; in-flight requests get the drain time; then
      * the worker and the stores close. */
-    fprintf(stderr, "eventtrack: %s received: unready now, closing in %llds, draining for up to %llds\n",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_grace_seconds,
-            cfg->shutdown_drain_seconds);
+    et_log(LL_INFO, "main", "%s received: unready now, closing in %llds, draining for up to %llds",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_grace_seconds,
+           cfg->shutdown_drain_seconds);
     atomic_store(&app.draining, true);
     if (cfg->shutdown_grace_seconds > 0)
         nanosleep(&(struct timespec){(time_t)cfg->shutdown_grace_seconds, 0}, NULL);
@@ -197,11 +202,15 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     char err[512];
+    enum log_format format = LOG_FORMAT_JSON;
 
     if (!config_load(argc, argv, &cfg, err, sizeof err)) {
         fprintf(stderr, "eventtrack: %s\n", err);
         return 2;
     }
+    /* Validated by config_load, except for --help and --version, which do not log. */
+    if (log_format_parse(cfg.log_format, &format))
+        log_set_format(format);
     switch (cfg.command) {
     case CMD_HELP:
         config_usage(stdout);

@@ -1,10 +1,13 @@
 /*
- * metrics.c - Prometheus counters and histograms (see metrics.h).
+ * metrics.c - Prometheus counters and histograms, and every line of the
+ * /metrics page (see metrics.h).
  */
 #include "metrics.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
+
+#include "invariant.h"
 
 /* The statuses the service can answer; anything else is counted as "other". */
 static const int statuses[] = {200, 201, 204, 304, 400, 401, 402, 403, 404, 405, 409,
@@ -22,22 +25,29 @@ struct route_metrics {
     atomic_ullong sum_ns;
 };
 
-struct metrics {
-    const struct route *routes;
-    size_t nroutes;
-    struct route_metrics *per_route;            /* nroutes + 1: the last is "unmatched" */
+struct route_labels {
+    const char *method;                         /* static, the route table's */
+    const char *pattern;
 };
 
-struct metrics *metrics_new(const struct route *routes, size_t nroutes)
+struct metrics {
+    size_t nroutes;
+    struct route_labels *labels;                /* nroutes, owned */
+    struct route_metrics *per_route;            /* nroutes + 1: the last is "unmatched"; owned */
+};
+
+struct metrics *metrics_new(size_t nroutes)
 {
     struct metrics *m = calloc(1, sizeof *m);
 
-    if (m == NULL || (m->per_route = calloc(nroutes + 1, sizeof *m->per_route)) == NULL) {
-        free(m);
+    if (m == NULL || (m->per_route = calloc(nroutes + 1, sizeof *m->per_route)) == NULL ||
+        (m->labels = calloc(nroutes + 1, sizeof *m->labels)) == NULL) {
+        metrics_free(m);
         return NULL;
     }
-    m->routes = routes;
     m->nroutes = nroutes;
+    for (size_t r = 0; r < nroutes; r++)
+        m->labels[r] = (struct route_labels){"other", "unnamed"};
     return m;
 }
 
@@ -45,18 +55,25 @@ void metrics_free(struct metrics *m)
 {
     if (m == NULL)
         return;
+    free(m->labels);
     free(m->per_route);
     free(m);
 }
 
-void metrics_observe(struct metrics *m, const struct route *route, int status,
-                     uint64_t duration_ns)
+void metrics_name_route(struct metrics *m, size_t route, const char *method, const char *pattern)
 {
-    size_t r = route ? (size_t)(route - m->routes) : m->nroutes;
-    size_t s = 0, b = 0;
+    ET_ASSERT(route < m->nroutes);
+    m->labels[route] = (struct route_labels){method, pattern};
+}
+
+void metrics_observe(struct metrics *m, size_t route, int status, uint64_t duration_ns)
+{
+    size_t r = route, s = 0, b = 0;
     double seconds = (double)duration_ns / 1e9;
     struct route_metrics *rm;
 
+    /* An index past the table is a caller's bug; counted as unmatched in a release build. */
+    ET_ASSERT(route <= m->nroutes);
     if (r > m->nroutes)
         r = m->nroutes;
     rm = &m->per_route[r];
@@ -71,24 +88,46 @@ void metrics_observe(struct metrics *m, const struct route *route, int status,
 
 static const char *route_label(const struct metrics *m, size_t r)
 {
-    return r < m->nroutes ? m->routes[r].pattern : "unmatched";
+    return r < m->nroutes ? m->labels[r].pattern : "unmatched";
 }
 
 static const char *method_label(const struct metrics *m, size_t r)
 {
-    if (r >= m->nroutes)
-        return "any";
-    switch (m->routes[r].method) {
-    case HTTP_GET: return "GET";
-    case HTTP_POST: return "POST";
-    case HTTP_PUT: return "PUT";
-    case HTTP_PATCH: return "PATCH";
-    case HTTP_DELETE: return "DELETE";
-    default: return "other";
-    }
+    return r < m->nroutes ? m->labels[r].method : "any";
 }
 
-void metrics_render(const struct metrics *m, struct buf *out)
+static void render_stores(const struct store_stats *st, struct buf *out)
+{
+    buf_printf(out,
+               "# HELP eventtrack_store_connections Open connections, one per worker thread and store.\n"
+               "# TYPE eventtrack_store_connections gauge\n"
+               "eventtrack_store_connections{store=\"postgres\"} %ld\n"
+               "eventtrack_store_connections{store=\"redis\"} %ld\n"
+               "# HELP eventtrack_store_errors_total Connection failures and failed statements or commands.\n"
+               "# TYPE eventtrack_store_errors_total counter\n"
+               "eventtrack_store_errors_total{store=\"postgres\"} %ld\n"
+               "eventtrack_store_errors_total{store=\"redis\"} %ld\n"
+               "# HELP eventtrack_leaderboard_apply_failures_total Logged session views not applied to Redis.\n"
+               "# TYPE eventtrack_leaderboard_apply_failures_total counter\n"
+               "eventtrack_leaderboard_apply_failures_total %ld\n"
+               "# HELP eventtrack_registration_groups_total Statements that saved several registrations at once.\n"
+               "# TYPE eventtrack_registration_groups_total counter\n"
+               "eventtrack_registration_groups_total %ld\n"
+               "# HELP eventtrack_registrations_grouped_total Registrations saved by those statements.\n"
+               "# TYPE eventtrack_registrations_grouped_total counter\n"
+               "eventtrack_registrations_grouped_total %ld\n"
+               "# HELP eventtrack_ingest_groups_total Statements that logged several single-event ingests at once.\n"
+               "# TYPE eventtrack_ingest_groups_total counter\n"
+               "eventtrack_ingest_groups_total %ld\n"
+               "# HELP eventtrack_ingest_grouped_total Single-event ingests logged by those statements.\n"
+               "# TYPE eventtrack_ingest_grouped_total counter\n"
+               "eventtrack_ingest_grouped_total %ld\n",
+               st->pg_connections, st->redis_connections, st->pg_errors, st->redis_errors,
+               st->leaderboard_apply_failures, st->registration_groups, st->registrations_grouped,
+               st->ingest_groups, st->ingest_grouped);
+}
+
+static void render_http(const struct metrics *m, struct buf *out)
 {
     buf_puts(out, "# HELP eventtrack_http_requests_total HTTP requests answered, by route and status.\n"
                   "# TYPE eventtrack_http_requests_total counter\n");
@@ -131,4 +170,11 @@ void metrics_render(const struct metrics *m, struct buf *out)
         buf_printf(out, "eventtrack_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
                    method_label(m, r), route_label(m, r), cumulative);
     }
+}
+
+void metrics_render(const struct metrics *m, const struct store_stats *stores, struct buf *out)
+{
+    render_http(m, out);
+    if (stores)
+        render_stores(stores, out);
 }

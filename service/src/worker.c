@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "log.h"
 #include "store/store.h"
 
 struct worker {
@@ -35,6 +36,8 @@ struct worker {
 #define PURGE_EVERY_MS 60000
 
 /* Idempotency records are promised for 24 h; keep them an hour longer. */
+#define IDEMPOTENCY_KEEP_HOURS (24 + 1)
+
 static void purge_idempotency_keys(struct app *app)
 {
     struct problem p = {0};
@@ -42,14 +45,14 @@ static void purge_idempotency_keys(struct app *app)
     long long purged = 0;
 
     store_init(&st, app->pg, app->redis, 0);
-    if (idempotency_purge(&st, 25, &purged, &p) != ET_OK) {
+    if (idempotency_purge(&st, IDEMPOTENCY_KEEP_HOURS, &purged, &p) != ET_OK) {
         /* An outage is logged once by store/pg.c (design note 5); a
          * skipped purge during it is no news, and the next pass catches up. */
         if (p.err != ET_ERR_UNAVAILABLE)
-            fprintf(stderr, "eventtrack: worker: idempotency purge skipped: %s\n", p.detail);
+            et_log(LL_WARN, "worker", "idempotency purge skipped: %s", p.detail);
     }
     else if (purged > 0)
-        fprintf(stderr, "eventtrack: worker: %lld expired idempotency record(s) deleted\n", purged);
+        et_log(LL_INFO, "worker", "%lld expired idempotency record(s) deleted", purged);
 }
 
 static void *worker_main(void *arg)
@@ -70,13 +73,13 @@ static void *worker_main(void *arg)
         store_init(&handle, w->app->pg, w->app->redis, 0);
         if (leaderboard_sync(&handle, &st, &p) != ET_OK) {
             if (!was_failing)   /* say it once per outage, not twice a second */
-                fprintf(stderr, "eventtrack: worker: leaderboard sync failed: %s; retrying every %lld ms\n",
+                et_log(LL_WARN, "worker", "leaderboard sync failed: %s; retrying every %lld ms",
                         p.detail, interval_ms);
             was_failing = true;
         } else {
             if (was_failing || st.redis_lost || st.rebuilt_boards > 0)
-                fprintf(stderr, "eventtrack: worker: leaderboards caught up (%zu board(s) rebuilt,"
-                                " %zu outbox view(s) applied)\n", st.rebuilt_boards, st.applied);
+                et_log(LL_INFO, "worker", "leaderboards caught up (%zu board(s) rebuilt,"
+                                " %zu outbox view(s) applied)", st.rebuilt_boards, st.applied);
             was_failing = false;
         }
         if ((since_purge_ms += interval_ms) >= PURGE_EVERY_MS) {

@@ -147,42 +147,104 @@ Test(problem, refined_type_keeps_status)
     cJSON_Delete(doc);
 }
 
-struct refined_case {
-    enum et_err err;
-    char slug[32];
+/* Every problem type with the status and title the contract gives it
+ * (docs/openapi.yaml), written here independently of errors.h: a type moved
+ * to another kind, or a new type without a row here, fails. */
+struct type_case {
+    char slug[40];
+    int status;
     char title[40];
 };
 
-ParameterizedTestParameters(problem, refined_titles)
+static struct type_case type_cases[] = {
+    {"ok", 200, "OK"},
+    {"malformed-json", 400, "Malformed request"},
+    {"invalid-query", 400, "Invalid query parameter"},
+    {"invalid-header", 400, "Invalid header"},
+    {"invalid-framing", 400, "Invalid message framing"},
+    {"validation-failed", 422, "Validation failed"},
+    {"idempotency-key-reused", 422, "Idempotency key reused"},
+    {"not-found", 404, "Not found"},
+    {"conflict", 409, "Conflict"},
+    {"already-registered", 409, "Already registered"},
+    {"already-exists", 409, "Already exists"},
+    {"event-id-conflict", 409, "Event id conflict"},
+    {"idempotency-key-in-progress", 409, "Request with this key in progress"},
+    {"unauthorized", 401, "Unauthorized"},
+    {"invalid-token", 401, "Invalid credentials"},
+    {"forbidden", 403, "Forbidden"},
+    {"rate-limited", 429, "Too many requests"},
+    {"ingest-quota-exceeded", 429, "Too many requests"},
+    {"too-many-failed-authentications", 429, "Too many requests"},
+    {"insufficient-credits", 402, "Insufficient credits"},
+    {"method-not-allowed", 405, "Method not allowed"},
+    {"unsupported-media-type", 415, "Unsupported media type"},
+    {"payload-too-large", 413, "Payload too large"},
+    {"store-unavailable", 503, "Service unavailable"},
+    {"server-busy", 503, "Server busy"},
+    {"too-many-connections", 503, "Too many connections"},
+    {"internal-error", 500, "Internal server error"},
+    {"unsupported-transfer-coding", 501, "Not implemented"},
+};
+#define NTYPE_CASES (sizeof type_cases / sizeof type_cases[0])
+
+ParameterizedTestParameters(problem, type_slug_and_status_together)
 {
-    static struct refined_case cases[] = {
-        {ET_ERR_CONFLICT, "already-registered", "Already registered"},
-        {ET_ERR_CONFLICT, "already-exists", "Already exists"},
-        {ET_ERR_CONFLICT, "event-id-conflict", "Event id conflict"},
-        {ET_ERR_CONFLICT, "idempotency-key-reused", "Idempotency key reused"},
-        {ET_ERR_CONFLICT, "idempotency-key-in-progress", "Request with this key in progress"},
-        {ET_ERR_MALFORMED, "invalid-query", "Invalid query parameter"},
-        {ET_ERR_NOT_FOUND, "no-such-thing", "Not found"},   /* unknown slug: default title */
-    };
-    return cr_make_param_array(struct refined_case, cases, sizeof cases / sizeof cases[0]);
+    return cr_make_param_array(struct type_case, type_cases, NTYPE_CASES);
 }
 
-ParameterizedTest(struct refined_case *c, problem, refined_titles)
+/* The type's row names its kind; the answer for that kind and type has the
+ * contract's status, type and title. */
+ParameterizedTest(struct type_case *c, problem, type_slug_and_status_together)
 {
-    struct problem p = {.err = c->err, .slug = c->slug};
+    const struct problem_type *row = problem_type_of(ET_OK, c->slug);
+    struct problem p;
     char type[64];
     cJSON *doc;
 
+    cr_assert_not_null(row, "no row for %s in ET_PROBLEM_TYPES", c->slug);
+    if (row->kind == ET_OK) {          /* never an answer: respond_problem sends 500 for ET_OK */
+        cr_assert_eq(http_status_of(ET_OK), c->status);
+        return;
+    }
+    p = (struct problem){.err = row->kind, .slug = row->slug};
     memset(&res, 0, sizeof res);
     respond_problem(&res, &p);
-    cr_assert_eq(res.status, http_status_of(c->err));
+    cr_assert_eq(res.status, c->status, "%s: status %d, the contract says %d", c->slug, res.status, c->status);
     doc = body_json();
     snprintf(type, sizeof type, "/problems/%s", c->slug);
     cr_assert_str_eq(str(doc, "type"), type);
     cr_assert_str_eq(str(doc, "title"), c->title);
+    cr_assert_eq(num(doc, "status"), c->status);
     cr_assert_str_eq(str(doc, "detail"), c->title, "empty detail falls back to the title");
     cJSON_Delete(doc);
     buf_free(&res.body);
+}
+
+Test(problem, every_type_has_a_case)
+{
+    size_t n;
+    const struct problem_type *rows = problem_types(&n);
+
+    cr_assert_eq(n, NTYPE_CASES, "%zu problem types, %zu cases", n, NTYPE_CASES);
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t k = 0; k < NTYPE_CASES && !found; k++)
+            found = strcmp(rows[i].slug, type_cases[k].slug) == 0;
+        cr_assert(found, "problem type %s has no case here", rows[i].slug);
+    }
+}
+
+/* The default type of a kind is its first row, sent when a problem names none. */
+Test(problem, a_kind_without_a_type_sends_its_default)
+{
+    struct problem p = {.err = ET_ERR_CONFLICT};
+    cJSON *doc;
+
+    respond_problem(&res, &p);
+    doc = body_json();
+    cr_assert_str_eq(str(doc, "type"), "/problems/conflict");
+    cJSON_Delete(doc);
 }
 
 Test(problem, field_errors_array)

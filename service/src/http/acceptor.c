@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "log.h"
 
 #define REFUSAL_LOG_INTERVAL_NS (10ull * 1000000000u)
 
@@ -153,8 +154,8 @@ static void refuse(struct acceptor *a, int fd)
     /* One line per interval, not one per refusal: a flood must not become a log flood. */
     a->refused++;
     if (a->refusal_logged_ns == 0 || now - a->refusal_logged_ns >= REFUSAL_LOG_INTERVAL_NS) {
-        fprintf(stderr, "eventtrack: http: connection_limit (%u) reached: %llu connection(s) answered 503"
-                        " and closed since the last report\n", a->limit, a->refused);
+        et_log(LL_WARN, "http", "connection_limit (%u) reached: %llu connection(s) answered 503"
+                                " and closed since the last report", a->limit, a->refused);
         a->refused = 0;
         a->refusal_logged_ns = now;
     }
@@ -220,8 +221,8 @@ void acceptor_stop(struct acceptor *a)
         pthread_join(a->thread, NULL);
     a->running = false;
     if (a->refused > 0)
-        fprintf(stderr, "eventtrack: http: connection_limit (%u): %llu more connection(s) answered 503"
-                        " and closed\n", a->limit, a->refused);
+        et_log(LL_WARN, "http", "connection_limit (%u): %llu more connection(s) answered 503"
+                                " and closed", a->limit, a->refused);
     close(a->listen_fd);
     a->listen_fd = -1;
 }

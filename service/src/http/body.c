@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+#include "invariant.h"
+
 void body_budget_init(struct body_budget *b, size_t limit)
 {
     atomic_init(&b->reserved, 0);
@@ -35,6 +37,8 @@ static bool budget_take(struct body_budget *b, size_t n)
 
 static void budget_give(struct body_budget *b, size_t n)
 {
+    /* Giving back more than was taken would let the budget be exceeded later. */
+    ET_ASSERT(atomic_load(&b->reserved) >= n);
     if (n > 0)
         atomic_fetch_sub(&b->reserved, n);
 }
@@ -102,7 +106,7 @@ done:
 
 static void server_busy(struct problem *p)
 {
-    problem_set(p, ET_ERR_UNAVAILABLE, "server-busy",
+    problem_set(p, ET_ERR_UNAVAILABLE, PT_SERVER_BUSY,
                 "the server is receiving too many request bodies; retry shortly");
 }
 

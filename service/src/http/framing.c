@@ -206,7 +206,7 @@ bool framing_check(const struct framing *f, bool http_1_0, struct problem *p)
     if (v == FRAMING_UNKNOWN_CODING)
         problem_set(p, ET_ERR_NOT_IMPLEMENTED, NULL, "%s", why);
     else if (v != FRAMING_OK)
-        problem_set(p, ET_ERR_BAD_HEADER, "invalid-framing", "%s", why);
+        problem_set(p, ET_ERR_BAD_HEADER, PT_INVALID_FRAMING, "%s", why);
     return v == FRAMING_OK;
 }
 

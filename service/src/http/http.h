@@ -87,6 +87,7 @@ struct request {
     char path_buf[ROUTE_MAX_SEGMENTS * (ID_MAX + 1) + 1];
     const struct sockaddr *client_addr;     /* the peer; owned by the connection, which outlives
                                                the request */
+    char request_id[ID_MAX + 1];            /* X-Request-Id, the client's or ours (http/request_id.h) */
 };
 
 /* The organization a request is confined to: NULL for the admin key. */

@@ -13,16 +13,26 @@
 
 #include "ids.h"
 
+/* The name of each enum http_method, by its bit: one table for parsing,
+ * Allow headers and metric labels. */
+static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                           "OPTIONS"};
+#define NMETHODS (sizeof method_names / sizeof method_names[0])
+
 enum http_method http_method_parse(const char *m)
 {
-    static const struct { const char *name; enum http_method method; } methods[] = {
-        {"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"PUT", HTTP_PUT},
-        {"PATCH", HTTP_PATCH}, {"DELETE", HTTP_DELETE}, {"OPTIONS", HTTP_OPTIONS},
-    };
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (strcmp(m, methods[i].name) == 0)
-            return methods[i].method;
+    for (unsigned i = 0; i < NMETHODS; i++)
+        if (strcmp(m, method_names[i]) == 0)
+            return (enum http_method)(1u << i);
     return HTTP_OTHER;
+}
+
+const char *http_method_name(enum http_method method)
+{
+    for (unsigned i = 0; i < NMETHODS; i++)
+        if ((unsigned)method == 1u << i)
+            return method_names[i];
+    return "other";
 }
 
 static int hexval(char c)
@@ -179,15 +189,13 @@ const char *req_param(const struct request *req, const char *name)
 
 void http_allow_header(unsigned methods, char *out, size_t size)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                                        "OPTIONS"};
     size_t used = 0;
 
     out[0] = '\0';
-    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+    for (unsigned i = 0; i < NMETHODS; i++) {
         if (!(methods & (1u << i)))
             continue;
-        int w = snprintf(out + used, size - used, "%s%s", used ? ", " : "", names[i]);
+        int w = snprintf(out + used, size - used, "%s%s", used ? ", " : "", method_names[i]);
         if (w < 0 || (size_t)w >= size - used)
             return;
         used += (size_t)w;

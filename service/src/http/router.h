@@ -12,6 +12,9 @@
 
 enum http_method http_method_parse(const char *method);
 
+/* "GET", ..., or "other" for HTTP_OTHER and anything not a single method. */
+const char *http_method_name(enum http_method method);
+
 /*
  * Matches `path` (raw, percent-encoded, without the query) in place: the
  * buffer is decoded and split, and req->params point into it. Returns the

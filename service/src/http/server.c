@@ -68,10 +68,13 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "invariant.h"
+#include "log.h"
 #include "http/acceptor.h"
 #include "http/body.h"
 #include "http/framing.h"
 #include "http/linger.h"
+#include "http/request_id.h"
 #include "http/router.h"
 #include "metrics.h"
 #include "store/store.h"
@@ -248,6 +251,13 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* The route's index in the table, for metrics; s->nroutes: no route matched. */
+static size_t route_index(const struct http_server *s, const struct route *route)
+{
+    ET_ASSERT(route == NULL || (route >= s->routes && route < s->routes + s->nroutes));
+    return route ? (size_t)(route - s->routes) : s->nroutes;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -262,7 +272,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ex == NULL)
         return;
     if (ex->res.status)
-        metrics_observe(s->app->metrics, ex->req.route, ex->res.status,
+        metrics_observe(s->app->metrics, route_index(s, ex->req.route), ex->res.status,
                         monotonic_ns() - ex->started_ns);
     body_intake_free(&ex->body, &s->budget);
     buf_free(&ex->res.body);
@@ -306,6 +316,8 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
     unsigned allowed = 0;
 
     req->app = s->app;
+    request_id_assign(req->request_id, header(conn, "X-Request-Id"));
+    log_set_request_id(req->request_id);
     /* No request deadline is set yet (0): the handle carries it for the
      * store verbs once one is. */
     store_init(&ex->store, s->app->pg, s->app->redis, 0);
@@ -389,6 +401,7 @@ static enum MHD_Result exchange_respond(const struct http_server *s, struct exch
         MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, res->cache_control);
     if (res->content_security_policy)
         MHD_add_response_header(mr, "Content-Security-Policy", res->content_security_policy);
+    MHD_add_response_header(mr, "X-Request-Id", ex->req.request_id);
     /* Never let a browser guess a type other than the one we send. */
     MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
     if (atomic_load(&s->draining) || ex->close)
@@ -422,18 +435,13 @@ static enum MHD_Result answer_at_once(struct http_server *s, struct exchange *ex
     return exchange_respond(s, ex, conn);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+static enum MHD_Result exchange_step(struct http_server *s, struct exchange *ex,
+                                     struct MHD_Connection *conn, const char *method,
+                                     const char *version, const char *upload_data,
+                                     size_t *upload_data_size)
 {
-    struct http_server *s = cls;
-    struct exchange *ex = *con_cls;
     size_t n;
 
-    (void)url;
-    if (ex == NULL || ex->uri == NULL)
-        return MHD_NO;                                   /* out of memory: drop */
     if (!ex->started) {                                  /* step 2 */
         ex->started = true;
         exchange_begin(s, ex, conn, method, version);
@@ -465,6 +473,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return exchange_respond(s, ex, conn);
 }
 
+/* The request id names this request in every log line written while one of
+ * its steps runs on this thread, and in none after (the thread moves on to
+ * other connections, and the id is freed with the exchange). */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct exchange *ex = *con_cls;
+    enum MHD_Result r;
+
+    (void)url;
+    if (ex == NULL || ex->uri == NULL)
+        return MHD_NO;                                   /* out of memory: drop */
+    if (ex->started)
+        log_set_request_id(ex->req.request_id);
+    r = exchange_step(cls, ex, conn, method, version, upload_data, upload_data_size);
+    log_set_request_id(NULL);
+    return r;
+}
+
 /* Each connection's MHD memory pool (request head, header index, response
  * head). MHD zeroes the whole pool after every request (MHD_pool_reset), so a
  * kept-alive connection holds all of it resident: measured with 10,000
@@ -487,8 +516,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((fo
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    fputs("eventtrack: http: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    et_vlog(LL_WARN, "http", fmt, ap);
 }
 
 struct http_server *http_server_start(struct app *app, const struct route *routes,
@@ -558,8 +586,8 @@ struct http_server *http_server_start(struct app *app, const struct route *route
     }
     s->watchdog_running = pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0;
     if (!s->watchdog_running)
-        fprintf(stderr, "eventtrack: http: no slow-client watchdog (thread failed to start);"
-                        " only the idle timeout applies\n");
+        et_log(LL_WARN, "http", "no slow-client watchdog (thread failed to start);"
+                                " only the idle timeout applies");
     return s;
 }
 

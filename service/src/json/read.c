@@ -87,18 +87,18 @@ static enum et_err json_precheck(const char *s, size_t len, struct problem *p)
     bool in_string = false;
 
     if (!utf8_valid(s, len))
-        return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+        return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                            "the body is not valid UTF-8 text (or contains a NUL byte)");
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if ((unsigned char)c < 0x20 && (in_string || (c != ' ' && c != '\t' && c != '\r' && c != '\n')))
-            return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+            return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                                "control character 0x%02x at byte %zu (escape it inside strings)",
                                (unsigned)(unsigned char)c, i);
         if (in_string) {
             if (c == '\\' && i + 1 < len) {
                 if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
-                    return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                    return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                                        "strings may not contain \\u0000");
                 i++;
             } else if (c == '"') {
@@ -108,7 +108,7 @@ static enum et_err json_precheck(const char *s, size_t len, struct problem *p)
             in_string = true;
         } else if (c == '{' || c == '[') {
             if (++depth > limits.max_depth)
-                return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+                return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                                    "JSON nested deeper than %u levels", limits.max_depth);
         } else if (c == '}' || c == ']') {
             if (depth > 0)
@@ -125,12 +125,12 @@ enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem
 
     *out = NULL;
     if (len == 0)
-        return problem_set(p, ET_ERR_MALFORMED, "malformed-json", "the request body is empty");
+        return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON, "the request body is empty");
     /* cJSON skips a byte order mark that RFC 8259 8.1 forbids senders to add;
      * refused, so the tree and the text it came from start at the same byte
      * (json_text_bind and the payload spans walk the text). */
     if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
-        return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+        return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                            "the body starts with a byte order mark; send JSON without one");
     if (json_precheck(body, len, p) != ET_OK)
         return p->err;
@@ -138,13 +138,13 @@ enum et_err json_parse(const char *body, size_t len, cJSON **out, struct problem
      * whitespace follows the value. */
     root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (root == NULL)   /* `end` marks the error; cJSON_GetErrorPtr() is process-global */
-        return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+        return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                            "the body is not well-formed JSON (error near byte %td)",
                            end ? end - body : (ptrdiff_t)0);
     for (; end < body + len; end++) {
         if (*end != ' ' && *end != '\t' && *end != '\r' && *end != '\n') {
             cJSON_Delete(root);
-            return problem_set(p, ET_ERR_MALFORMED, "malformed-json",
+            return problem_set(p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                                "unexpected data after the JSON value");
         }
     }

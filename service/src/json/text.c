@@ -205,7 +205,7 @@ static enum et_err check_names(struct walk *w, const cJSON *obj)
                 for (cut = NAME_SHOWN; ((unsigned char)name[cut] & 0xc0) == 0x80; cut--)
                     ;
             }
-            return problem_set(w->p, ET_ERR_MALFORMED, "malformed-json",
+            return problem_set(w->p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                                "an object names the member \"%.*s%s\" twice", (int)cut, name,
                                name[cut] ? "..." : "");
         }
@@ -224,7 +224,7 @@ static enum et_err bind_number(struct walk *w, cJSON *node)
         w->i++;
     n = w->i - start;
     if (!json_number_strict(w->s + start, n))
-        return problem_set(w->p, ET_ERR_MALFORMED, "malformed-json",
+        return problem_set(w->p, ET_ERR_MALFORMED, PT_MALFORMED_JSON,
                            "the number at byte %zu is not written as JSON allows (RFC 8259)", start);
     /* cJSON_Delete frees valuestring of any node with cJSON's allocator. */
     if ((lit = cJSON_malloc(n + 1)) == NULL)

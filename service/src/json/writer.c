@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "invariant.h"
+
 void jw_init(struct jw *w, struct buf *out)
 {
     memset(w, 0, sizeof *w);
@@ -30,6 +32,7 @@ static void jw_before_value(struct jw *w)
  * response becomes a 500 instead of malformed JSON. */
 static void jw_open(struct jw *w, char c)
 {
+    ET_ASSERT(w->depth < JW_MAX_DEPTH);
     if (w->depth == JW_MAX_DEPTH) {
         w->out->failed = true;
         return;
@@ -39,8 +42,11 @@ static void jw_open(struct jw *w, char c)
     w->has_items[w->depth++] = false;
 }
 
+/* Closing what was never opened, or right after a key (a key without its
+ * value), is a bug in the caller's document shape. */
 static void jw_close(struct jw *w, char c)
 {
+    ET_ASSERT(w->depth > 0 && !w->after_key);
     if (w->depth > 0)
         w->depth--;
     buf_putc(w->out, c);
@@ -53,6 +59,7 @@ void jw_array_end(struct jw *w) { jw_close(w, ']'); }
 
 void jw_key(struct jw *w, const char *key)
 {
+    ET_ASSERT(w->depth > 0 && !w->after_key);     /* a key belongs in an object, one per value */
     jw_before_value(w);
     json_escape(w->out, key, strlen(key));
     buf_putc(w->out, ':');

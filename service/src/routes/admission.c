@@ -104,7 +104,7 @@ static enum et_err failures_check(const struct request *req, uint64_t *window, s
     if (failed < cfg->auth_failure_limit)
         return ET_OK;
     p->retry_after = (int)((window_ns - now % window_ns + 999999999u) / 1000000000u);
-    return problem_set(p, ET_ERR_RATE_LIMITED, "too-many-failed-authentications",
+    return problem_set(p, ET_ERR_RATE_LIMITED, PT_TOO_MANY_FAILED_AUTHENTICATIONS,
                        "%lld requests from this address had unknown or revoked keys in %lld s;"
                        " retry in %d s with a valid key",
                        failed, cfg->auth_failure_window_seconds, p->retry_after);
@@ -139,7 +139,7 @@ enum et_err api_admit(struct request *req, const char *authorization, struct pro
         return problem_set(p, ET_ERR_UNAUTHORIZED, NULL,
                            "send an API key as Authorization: Bearer <key>");
     if (!bearer_token(authorization, token, sizeof token))
-        return problem_set(p, ET_ERR_UNAUTHORIZED, "invalid-token",
+        return problem_set(p, ET_ERR_UNAUTHORIZED, PT_INVALID_TOKEN,
                            "the Authorization header is not \"Bearer <key>\"");
     if (secret_equal(token, cfg->admin_key)) {
         who->admin = true;

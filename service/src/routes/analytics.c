@@ -16,7 +16,7 @@
 
 static const char *rejection_slug(enum et_err err)
 {
-    return err == ET_ERR_CONFLICT ? "event-id-conflict" : "validation-failed";
+    return err == ET_ERR_CONFLICT ? PT_EVENT_ID_CONFLICT : problem_type_of(err, NULL)->slug;
 }
 
 static void respond_single(struct response *res, const struct analytics_event *ev)

@@ -86,7 +86,7 @@ void api_leaderboard_top(struct request *req, struct response *res)
     size_t n;
 
     if (!parse_top_n(req->query, &top_n)) {
-        respond_error(res, ET_ERR_MALFORMED, "invalid-query",
+        respond_error(res, ET_ERR_MALFORMED, PT_INVALID_QUERY,
                       "top_n must be an integer from 1 to %d", LEADERBOARD_TOP_MAX);
         return;
     }

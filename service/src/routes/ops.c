@@ -41,8 +41,10 @@ void api_readyz(struct request *req, struct response *res)
 
 void api_metrics(struct request *req, struct response *res)
 {
+    struct store_stats stores;
+
     respond_json(res, 200);
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    metrics_render(req->app->metrics, &res->body);
-    store_metrics_render(req->app->pg, req->app->redis, &res->body);
+    store_stats(req->app->pg, req->app->redis, &stores);
+    metrics_render(req->app->metrics, &stores, &res->body);
 }

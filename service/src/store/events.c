@@ -85,12 +85,12 @@ enum et_err events_create(struct store *st, struct event *ev, struct problem *p)
     if (ev->id[0] == '\0')
         id_generate(ev->id, "evt");
     if ((res = pg_exec(db, &stmt_event_create, params, p)) == NULL) {
-        if (strcmp(pg_sqlstate(db), "23503") == 0) {        /* foreign key: no such org */
+        if (strcmp(pg_sqlstate(db), SQLSTATE_FOREIGN_KEY_VIOLATION) == 0) {        /* foreign key: no such org */
             problem_clear(p);
             problem_field(p, "organization_id", "no such organization");
             return problem_set(p, ET_ERR_INVALID, NULL, "the event refers to an unknown organization");
         }
-        if (strncmp(pg_sqlstate(db), "22", 2) == 0) {      /* e.g. February 30th */
+        if (strncmp(pg_sqlstate(db), SQLSTATE_DATA_EXCEPTION_CLASS, 2) == 0) {      /* e.g. February 30th */
             problem_clear(p);
             problem_field(p, "starts_at", "is not a valid date-time");
             return problem_set(p, ET_ERR_INVALID, NULL, "the request body has invalid fields");
@@ -99,7 +99,7 @@ enum et_err events_create(struct store *st, struct event *ev, struct problem *p)
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return problem_set(p, ET_ERR_CONFLICT, "already-exists", "event %s already exists", ev->id);
+        return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS, "event %s already exists", ev->id);
     }
     event_from_row(res, ev);
     PQclear(res);
@@ -149,7 +149,7 @@ enum et_err sessions_create(struct store *st, struct session *s, const char *ten
         problem_field(p, "event_id", "no such event");
         return problem_set(p, ET_ERR_INVALID, NULL, "the session refers to an unknown event");
     }
-    return problem_set(p, ET_ERR_CONFLICT, "already-exists", "session %s already exists", s->id);
+    return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS, "session %s already exists", s->id);
 }
 
 enum et_err sessions_get(struct store *st, const char *id, const char *tenant, struct session *out,

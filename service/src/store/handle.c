@@ -35,7 +35,7 @@ struct pg *store_pg(struct store *st, struct problem *p)
 {
     if (st->pg == NULL) {
         if (st->pg_pool == NULL)
-            problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+            problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
         else
             st->pg = pg_session(st->pg_pool, p);
     }
@@ -47,6 +47,6 @@ struct rds *store_rds(struct store *st, struct problem *p)
     if (st->rds_pool != NULL)
         return rds_session(st->rds_pool, p);
     if (st->rds == NULL)
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
     return st->rds;
 }

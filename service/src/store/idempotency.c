@@ -52,25 +52,28 @@ static const struct pg_stmt stmt_record = {
     " VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), $4::smallint, $5)",
     5};
 
-/* Batches keep each transaction short and never lock the whole table. */
+/* Batches keep each transaction short and never lock the whole table; the
+ * batch size reaches the SQL as a parameter, so it has one source. */
+#define PURGE_BATCH 1000
 static const struct pg_stmt stmt_purge = {
     "idempotency_purge",
     "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY("
     "  SELECT ctid FROM idempotency_keys"
-    "   WHERE created_at < now() - make_interval(hours => $1::integer) LIMIT 1000))",
-    1};
+    "   WHERE created_at < now() - make_interval(hours => $1::integer) LIMIT $2::integer))",
+    2};
 
 enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *purged,
                               struct problem *p)
 {
     struct pg *db = store_pg(st, p);
-    char hours[16];
-    const char *params[] = {hours};
+    char hours[16], batch[16];
+    const char *params[] = {hours, batch};
 
     if (db == NULL)
         return p->err;
     *purged = 0;
     snprintf(hours, sizeof hours, "%d", max_age_hours);
+    snprintf(batch, sizeof batch, "%d", PURGE_BATCH);
     for (;;) {
         PGresult *res = pg_exec(db, &stmt_purge, params, p);
         long long n;
@@ -79,7 +82,7 @@ enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *pu
         n = strtoll(PQcmdTuples(res), NULL, 10);
         PQclear(res);
         *purged += n;
-        if (n < 1000)
+        if (n < PURGE_BATCH)
             return ET_OK;
     }
 }
@@ -96,13 +99,13 @@ static bool record_found(const PGresult *res, bool *replay, int *status, struct 
                          struct problem *p)
 {
     if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
-        problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
+        problem_set(p, ET_ERR_INVALID, PT_IDEMPOTENCY_KEY_REUSED,
                     "this Idempotency-Key was used before an upgrade of the service, by a request"
                     " whose operation cannot be told; use a new key");
         return false;
     }
     if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
-        problem_set(p, ET_ERR_INVALID, "idempotency-key-reused",
+        problem_set(p, ET_ERR_INVALID, PT_IDEMPOTENCY_KEY_REUSED,
                     "this Idempotency-Key was used with a different request body");
         return false;
     }
@@ -133,7 +136,7 @@ enum et_err idempotency_begin(struct store *st, const struct idempotency_request
     if ((res = pg_exec(db, &stmt_lock, lock_params, p)) == NULL)
         goto fail;
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-        problem_set(p, ET_ERR_CONFLICT, "idempotency-key-in-progress",
+        problem_set(p, ET_ERR_CONFLICT, PT_IDEMPOTENCY_KEY_IN_PROGRESS,
                     "a request with this Idempotency-Key is still being processed");
         goto fail;
     }

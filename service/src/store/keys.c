@@ -56,7 +56,7 @@ static uint64_t negative_window(long long seconds)
 
 static enum et_err unknown_key(struct problem *p)
 {
-    return problem_set(p, ET_ERR_UNAUTHORIZED, "invalid-token", "the bearer key is unknown or revoked");
+    return problem_set(p, ET_ERR_UNAUTHORIZED, PT_INVALID_TOKEN, "the bearer key is unknown or revoked");
 }
 
 enum et_err keys_recently_unknown(const char *secret, long long negative_cache_seconds,

@@ -182,7 +182,7 @@ static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event
     if (!rebuild_write_temp(r, counts, members, tmp_board, tmp_applied) ||
         !rds_eval_many(r, &script_swap, 4, 4, swap_argv, NULL, 1, &reply) || reply == NULL ||
         reply->type == REDIS_REPLY_ERROR || !board_epoch_bump(r)) {
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "Redis failed during the rebuild of %s", event_id);
         goto done;
     }
@@ -190,7 +190,7 @@ static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event
         *events += (size_t)strtoull(PQgetvalue(counts, i, 1), NULL, 10);
     if (!rebuild_replay_tail(db, r, event_id, since, p))
         err = p->err != ET_OK ? p->err
-                              : problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+                              : problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                                             "Redis failed while replaying the tail of %s", event_id);
     goto done;
 fail:

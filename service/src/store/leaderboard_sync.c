@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "store/board.h"
 #include "store/handle.h"
 #include "store/pg.h"
@@ -117,7 +118,7 @@ static enum et_err sync_outbox_batch(struct pg *db, struct rds *r, size_t *taken
     }
     /* Redis first, then the delete: a row leaves the outbox only once applied. */
     if (!board_apply_views(r, views, n)) {
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis did not take the outbox");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis did not take the outbox");
         goto fail;
     }
     {
@@ -155,22 +156,22 @@ enum et_err leaderboard_sync(struct store *store, struct sync_stats *st, struct 
     if ((r = store_rds(store, p)) == NULL || (db = store_pg(store, p)) == NULL)
         return p->err;
     if (!board_redis_lost_data(r, &lost))
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
     if (lost) {
         size_t events;
         st->redis_lost = true;
         /* A process that never saw an epoch has lost nothing: Redis is new
          * or was emptied before it started. Say which, for the operator. */
         if (board_epoch_seen() == 0)
-            fprintf(stderr, "eventtrack: leaderboard: no epoch in Redis yet (a new or emptied"
-                            " Redis); building every board from PostgreSQL\n");
+            et_log(LL_INFO, "leaderboard", "no epoch in Redis yet (a new or emptied"
+                            " Redis); building every board from PostgreSQL");
         else
-            fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
-                            " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
+            et_log(LL_WARN, "leaderboard", "Redis lost acknowledged writes"
+                            " (epoch missing or behind); rebuilding every board from PostgreSQL");
         if ((err = leaderboard_rebuild(store, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
             return err;
         if (!board_epoch_reset(r))
-            return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+            return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
     }
     if ((err = sync_stale(store, db, st, p)) != ET_OK)
         return err;

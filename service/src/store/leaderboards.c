@@ -69,6 +69,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "store/board.h"
 #include "store/handle.h"
 #include "store/pg.h"
@@ -241,15 +242,16 @@ enum et_err leaderboard_apply(struct store *st, const struct board_increment *in
         views[i] = (struct board_view){&keys[i], inc[i].member, inc[i].speaker_id};
     }
     if (!board_apply_views(r, views, count))
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "Redis did not take a leaderboard update");
 done:
     if (err != ET_OK) {
         /* Not lost: the outbox row stays, and the worker applies it (note 3). */
         atomic_fetch_add(&apply_failures, (long)count);
-        fprintf(stderr, "eventtrack: leaderboard: %zu view(s) not applied now (%s);"
-                        " the outbox worker will apply them\n", count, p->detail);
-    }    free(views);
+        et_log(LL_WARN, "leaderboard", "%zu view(s) not applied now (%s);"
+                        " the outbox worker will apply them", count, p->detail);
+    }
+    free(views);
     free(keys);
     return err;
 }
@@ -270,7 +272,7 @@ enum et_err leaderboard_top(struct store *st, const char *event_id, long long to
     reply = rds_command(r, 6, argv, NULL);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(reply);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "the leaderboard store is unavailable");
     }
     for (size_t i = 0; i + 1 < reply->elements && *count < (size_t)top_n; i += 2) {
@@ -302,7 +304,7 @@ enum et_err leaderboard_speaker(struct store *st, const char *event_id,
     board_key(key, event_id, "");
     if (!rds_eval_many(r, &script_rank, 1, 2, argv, NULL, 1, &reply) || reply == NULL ||
         reply->type == REDIS_REPLY_ERROR) {
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "the leaderboard store is unavailable");
     } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
         err = problem_set(p, ET_ERR_NOT_FOUND, NULL, "speaker %s has no score in event %s",

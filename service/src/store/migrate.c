@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "embedded.h"
+#include "log.h"
 #include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
@@ -86,7 +87,7 @@ enum et_err migrate_run(struct store *st, size_t *applied, struct problem *p)
             pg_rollback(db);
             break;
         }
-        fprintf(stderr, "eventtrack: migrate: applied %s\n", m->name);
+        et_log(LL_INFO, "migrate", "applied %s", m->name);
         (*applied)++;
     }
     struct problem ignored = {0};
@@ -103,7 +104,7 @@ long migrate_pending(struct store *st)
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        bool no_table = state && strcmp(state, "42P01") == 0;   /* undefined_table */
+        bool no_table = state && strcmp(state, SQLSTATE_UNDEFINED_TABLE) == 0;
         PQclear(res);
         return no_table ? pending : -1;
     }

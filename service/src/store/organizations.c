@@ -117,7 +117,7 @@ enum et_err organizations_create(struct store *st, struct organization *org, str
         return p->err;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return problem_set(p, ET_ERR_CONFLICT, "already-exists",
+        return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS,
                            "organization %s already exists", org->id);
     }
     organization_from_row(res, org);

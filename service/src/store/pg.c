@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 #define PG_MAX_PREPARED 64
 
 struct pg_pool {
@@ -113,7 +115,7 @@ static void outage_log(struct pg *db, const char *what, const char *message)
     if (db->outage_logged)
         return;
     db->outage_logged = db->pool != NULL;        /* a one-off connection logs every time */
-    fprintf(stderr, "eventtrack: postgres: %s: %.*s%s\n", what, (int)strcspn(message, "\n"), message,
+    et_log(LL_WARN, "postgres", "%s: %.*s%s", what, (int)strcspn(message, "\n"), message,
             db->outage_logged ? " (further failures of this thread are not logged until it reconnects)"
                               : "");
 }
@@ -131,11 +133,11 @@ static bool pg_connect(struct pg *db, const char *conninfo, struct problem *p)
         db->conn = NULL;
         if (db->pool)
             atomic_fetch_add(&db->pool->errors, 1);
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
         return false;
     }
     if (db->outage_logged)
-        fprintf(stderr, "eventtrack: postgres: reconnected\n");
+        et_log(LL_INFO, "postgres", "reconnected");
     db->outage_logged = false;
     PQsetNoticeProcessor(db->conn, notice_ignore, NULL);
     if (db->pool)
@@ -228,7 +230,7 @@ const char *pg_constraint(const struct pg *db)
 /* Design note 4: a refused statement, logged with everything PostgreSQL said. */
 static void refusal_log(const char *state, const char *constraint, const char *message)
 {
-    fprintf(stderr, "eventtrack: postgres: statement refused, SQLSTATE %s%s%s: %.*s\n", state,
+    et_log(LL_INFO, "postgres", "statement refused, SQLSTATE %s%s%s: %.*s", state,
             constraint[0] ? ", constraint " : "", constraint, (int)strcspn(message, "\n"), message);
 }
 
@@ -250,17 +252,18 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
         pg_disconnect(db);
         if (db->pool)
             atomic_fetch_add(&db->pool->errors, 1);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "the connection to PostgreSQL was lost");
     }
     if (state == NULL)
-        state = "XX000";
-    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) {
+        state = SQLSTATE_INTERNAL_ERROR;
+    if (strncmp(state, SQLSTATE_DATA_EXCEPTION_CLASS, 2) == 0 ||
+        strncmp(state, SQLSTATE_INTEGRITY_VIOLATION_CLASS, 2) == 0) {
         refusal_log(state, db->constraint, message);
-        if (strcmp(state, "23505") == 0)
+        if (strcmp(state, SQLSTATE_UNIQUE_VIOLATION) == 0)
             return problem_set(p, ET_ERR_CONFLICT, NULL,
                                "the request conflicts with a resource that already exists");
-        if (strcmp(state, "23503") == 0)
+        if (strcmp(state, SQLSTATE_FOREIGN_KEY_VIOLATION) == 0)
             return problem_set(p, ET_ERR_INVALID, NULL,
                                "the request refers to a resource that does not exist");
         return problem_set(p, ET_ERR_INVALID, NULL,
@@ -268,18 +271,20 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
     }
     if (db->pool)
         atomic_fetch_add(&db->pool->errors, 1);
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0 ||
-        strncmp(state, "57", 2) == 0) {
+    if (strcmp(state, SQLSTATE_SERIALIZATION_FAILURE) == 0 || strcmp(state, SQLSTATE_DEADLOCK_DETECTED) == 0 ||
+        strcmp(state, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 ||
+        strncmp(state, SQLSTATE_OPERATOR_INTERVENTION_CLASS, 2) == 0) {
         refusal_log(state, db->constraint, message);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");
     }
-    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0) {
+    if (strncmp(state, SQLSTATE_CONNECTION_EXCEPTION_CLASS, 2) == 0 ||
+        strncmp(state, SQLSTATE_INSUFFICIENT_RESOURCES_CLASS, 2) == 0) {
         outage_log(db, "unavailable", message);
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");
     }
-    fprintf(stderr, "eventtrack: postgres: %s: %.*s\n", state, (int)strcspn(message, "\n"), message);
+    et_log(LL_ERROR, "postgres", "%s: %.*s", state, (int)strcspn(message, "\n"), message);
     return problem_set(p, ET_ERR_INTERNAL, NULL, "a database statement failed");
 }
 
@@ -310,7 +315,7 @@ PGresult *pg_exec(struct pg *db, const struct pg_stmt *st, const char *const *pa
 
     db->sqlstate[0] = db->constraint[0] = '\0';
     if (db->conn == NULL) {
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
         return NULL;
     }
     if (!pg_prepare(db, st, p))
@@ -343,7 +348,7 @@ enum et_err pg_command(struct pg *db, const char *sql, struct problem *p)
 
     db->sqlstate[0] = db->constraint[0] = '\0';
     if (db->conn == NULL)
-        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
     res = PQexec(db->conn, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
         enum et_err err = pg_error(db, res, p);

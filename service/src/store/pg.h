@@ -14,6 +14,21 @@
 #include "errors.h"
 #include "store/store.h"
 
+/* The SQLSTATEs (PostgreSQL, Appendix A) the stores act on, by name; a
+ * two-character one is a class, compared with strncmp(state, CLASS, 2). */
+#define SQLSTATE_CONNECTION_EXCEPTION_CLASS "08"
+#define SQLSTATE_DATA_EXCEPTION_CLASS "22"
+#define SQLSTATE_INTEGRITY_VIOLATION_CLASS "23"
+#define SQLSTATE_FOREIGN_KEY_VIOLATION "23503"
+#define SQLSTATE_UNIQUE_VIOLATION "23505"
+#define SQLSTATE_SERIALIZATION_FAILURE "40001"
+#define SQLSTATE_DEADLOCK_DETECTED "40P01"
+#define SQLSTATE_UNDEFINED_TABLE "42P01"
+#define SQLSTATE_INSUFFICIENT_RESOURCES_CLASS "53"
+#define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+#define SQLSTATE_OPERATOR_INTERVENTION_CLASS "57"
+#define SQLSTATE_INTERNAL_ERROR "XX000"
+
 struct pg_pool;     /* process-wide: connection string and counters */
 struct pg;          /* one thread's connection */
 

@@ -128,7 +128,7 @@ enum et_err quota_take(struct store *st, const char *organization_id, long long 
         return ET_OK;
     }
     p->retry_after = (int)(DAY_SECONDS - now % DAY_SECONDS);
-    return problem_set(p, ET_ERR_RATE_LIMITED, "ingest-quota-exceeded",
+    return problem_set(p, ET_ERR_RATE_LIMITED, PT_INGEST_QUOTA_EXCEEDED,
                        "organization %s has logged %lld of its %lld analytics events for today"
                        " (UTC) and this request has %lld; nothing was logged. The quota renews at"
                        " 00:00 UTC, in %d s",

@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "counters.h"
+#include "log.h"
 #include "store/handle.h"
 #include "store/redis.h"
 #include "store/store.h"
@@ -46,8 +47,8 @@ static const struct rds_script script_hit = {
 static void note_fallback(bool now)
 {
     if (atomic_exchange(&in_fallback, now) != now)
-        fprintf(stderr, now ? "eventtrack: ratelimit: Redis cannot count; limiting in this process\n"
-                            : "eventtrack: ratelimit: Redis counts again\n");
+        et_log(now ? LL_WARN : LL_INFO, "ratelimit", "%s", now ? "Redis cannot count; limiting in this process"
+                                                               : "Redis counts again");
 }
 
 /* This process's count of the organization's requests in the current window. */

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "log.h"
 
 #define RDS_CONNECT_TIMEOUT_MS 200
 #define RDS_COMMAND_TIMEOUT_MS 500
@@ -107,7 +108,7 @@ static bool rds_connect(struct rds *r)
         r->ctx = redisConnectWithTimeout(t->host, t->port, connect_tv);
     if (r->ctx == NULL || r->ctx->err) {
         if (r->ctx) {
-            fprintf(stderr, "eventtrack: redis: connect failed: %s\n", r->ctx->errstr);
+            et_log(LL_WARN, "redis", "connect failed: %s", r->ctx->errstr);
             redisFree(r->ctx);
         }
         r->ctx = NULL;
@@ -124,7 +125,7 @@ static bool rds_connect(struct rds *r)
         bool ok = reply && reply->type != REDIS_REPLY_ERROR;
         freeReplyObject(reply);
         if (!ok) {
-            fprintf(stderr, "eventtrack: redis: SELECT %d failed\n", t->db);
+            et_log(LL_WARN, "redis", "SELECT %d failed", t->db);
             rds_drop(r);
             return false;
         }
@@ -157,7 +158,7 @@ struct rds *rds_session(struct rds_pool *pool, struct problem *p)
         pthread_setspecific(thread_rds_key, r);
     }
     if (r->ctx == NULL && ((long long)(monotonic_ns() / 1000000) < r->retry_at_ms || !rds_connect(r))) {
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
         return NULL;
     }
     return r;
@@ -169,7 +170,7 @@ struct rds *rds_open(const struct redis_target *target, struct problem *p)
 
     if (r == NULL || !rds_connect(r)) {
         free(r);
-        problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
         return NULL;
     }
     return r;
@@ -197,7 +198,7 @@ redisReply *rds_command(struct rds *r, int argc, const char **argv, const size_t
         return NULL;
     reply = redisCommandArgv(r->ctx, argc, argv, lens);
     if (reply == NULL) {
-        fprintf(stderr, "eventtrack: redis: %s\n", r->ctx->errstr);
+        et_log(LL_WARN, "redis", "%s", r->ctx->errstr);
         rds_drop(r);
     }
     return reply;
@@ -224,7 +225,7 @@ static bool script_load(struct rds *r, const struct rds_script *script, char *sh
     if (ok)
         memcpy(sha, reply->str, 41);
     else if (reply)
-        fprintf(stderr, "eventtrack: redis: SCRIPT LOAD %s failed: %s\n", script->name,
+        et_log(LL_ERROR, "redis", "SCRIPT LOAD %s failed: %s", script->name,
                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     freeReplyObject(reply);
     return ok;
@@ -272,7 +273,7 @@ bool rds_eval_many(struct rds *r, const struct rds_script *script, int nkeys, in
             if (pass == 1 && replies[i] != NULL)
                 continue;
             if (redisGetReply(r->ctx, &reply) != REDIS_OK) {
-                fprintf(stderr, "eventtrack: redis: %s\n", r->ctx->errstr);
+                et_log(LL_WARN, "redis", "%s", r->ctx->errstr);
                 rds_drop(r);
                 return false;
             }

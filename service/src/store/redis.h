@@ -10,8 +10,8 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 
-#include "config.h"
 #include "errors.h"
+#include "redis_target.h"
 #include "store/store.h"
 
 struct rds_pool;

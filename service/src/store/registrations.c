@@ -204,16 +204,16 @@ static enum et_err registration_refused(struct pg *db, const struct registration
                           "organization %s does not run the event of session %s",
                           r->organization_id, r->session_id);
     } else if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
-        err = problem_set(p, ET_ERR_CONFLICT, "already-registered",
+        err = problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_REGISTERED,
                           "user %s is already registered for session %s", r->user_id,
                           r->session_id);
     } else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0) {
         *busy = true;
-        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable",
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "organization %s is saturated with registrations; retry",
                           r->organization_id);
     } else {
-        err = problem_set(p, ET_ERR_NO_CREDIT, "insufficient-credits",
+        err = problem_set(p, ET_ERR_NO_CREDIT, PT_INSUFFICIENT_CREDITS,
                           "organization %s has no credit left", r->organization_id);
     }
     PQclear(res);
@@ -242,9 +242,9 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
     for (int attempt = 0;; attempt++) {
         bool busy = false;
         if ((res = pg_exec(db, &stmt_register, params, p)) == NULL) {
-            if (strcmp(pg_sqlstate(db), "23505") == 0 &&
+            if (strcmp(pg_sqlstate(db), SQLSTATE_UNIQUE_VIOLATION) == 0 &&
                 strcmp(pg_constraint(db), "registrations_one_per_user") == 0)
-                return problem_set(p, ET_ERR_CONFLICT, "already-registered",
+                return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_REGISTERED,
                                    "user %s is already registered for session %s", r->user_id,
                                    r->session_id);
             return p->err;

@@ -71,7 +71,14 @@ struct store_txn {
  * request's work (routes/ops.c passes req->app's pools). */
 bool pg_ping(struct pg_pool *pool);
 bool rds_ping(struct rds_pool *pool);
-void store_metrics_render(const struct pg_pool *pg, const struct rds_pool *redis, struct buf *out);
+struct store_stats {
+    long pg_connections, redis_connections;     /* open now */
+    long pg_errors, redis_errors;               /* since start */
+    long leaderboard_apply_failures;
+    long registration_groups, registrations_grouped;
+    long ingest_groups, ingest_grouped;         /* single-event ingests, likewise */
+};
+void store_stats(const struct pg_pool *pg, const struct rds_pool *redis, struct store_stats *out);
 
 /* Organizations and credits (store/organizations.c). */
 /* Creates the organization and its first API key (key->secret is the one
