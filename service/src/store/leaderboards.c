@@ -65,6 +65,7 @@
 #include <time.h>
 
 #include "ids.h"
+#include "store/lineage.h"
 #include "store/pg.h"
 #include "store/redis.h"
 #include "store/store.h"
@@ -77,6 +78,7 @@
 static atomic_long apply_failures;
 static atomic_llong epoch_seen;             /* design note 4: highest epoch acknowledged */
 static atomic_bool loss_seen;               /* a write found the epoch gone or gone back */
+static atomic_llong loss_at_us;             /* when loss_seen was set (wall clock, for ADR 0014) */
 static atomic_ullong board_writes;          /* design note 8 */
 static long long retention_seconds = 7 * 24 * 3600;
 
@@ -143,6 +145,36 @@ static void epoch_observe(long long epoch)
         ;
 }
 
+static long long wall_us(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+static void loss_flag(void)
+{
+    long long none = 0;
+
+    atomic_compare_exchange_strong(&loss_at_us, &none, wall_us());
+    atomic_store(&loss_seen, true);
+}
+
+/* Another process rebuilt every board since this one flagged the loss: its
+ * reset epoch is a wall-clock time later than the flag (design note 4), and
+ * increments never climb that far. Then this process rebuilds nothing. */
+static void loss_settled_elsewhere(long long epoch)
+{
+    long long at = atomic_load(&loss_at_us);
+
+    if (atomic_load(&loss_seen) && at != 0 && epoch >= at) {
+        atomic_store(&epoch_seen, epoch);
+        atomic_store(&loss_seen, false);
+        atomic_store(&loss_at_us, 0);
+    }
+}
+
 /* Bumps the epoch after writes and checks it (design note 4); false if Redis failed. */
 static bool epoch_bump(struct rds *r)
 {
@@ -156,7 +188,7 @@ static bool epoch_bump(struct rds *r)
 
     if (ok) {
         if (reply->type == REDIS_REPLY_NIL || reply->integer <= before)
-            atomic_store(&loss_seen, true);
+            loss_flag();
         else
             epoch_observe(reply->integer);
     }
@@ -179,6 +211,7 @@ static bool epoch_reset(struct rds *r)
     if (ok) {
         atomic_store(&epoch_seen, reply->integer);
         atomic_store(&loss_seen, false);
+        atomic_store(&loss_at_us, 0);
     }
     freeReplyObject(reply);
     return ok;
@@ -556,6 +589,8 @@ static bool redis_lost_data(struct rds *r, bool *lost)
         freeReplyObject(reply);
         return false;
     }
+    if (reply->type == REDIS_REPLY_STRING)
+        loss_settled_elsewhere(strtoll(reply->str, NULL, 10));
     *lost = reply->type == REDIS_REPLY_NIL || strtoll(reply->str, NULL, 10) < seen ||
             atomic_load(&loss_seen);
     freeReplyObject(reply);
@@ -661,12 +696,40 @@ out:
     return err;
 }
 
+/* Design note 4 and ADR 0014: every board again from PostgreSQL, then the
+ * epoch and the lineage restart from the Redis rebuilt. */
+static enum et_err rebuild_after_loss(struct pg *db, struct rds *r, const char *replid, bool moved,
+                                      struct sync_stats *st, struct problem *p)
+{
+    size_t events;
+    enum et_err err;
+
+    st->redis_lost = true;
+    /* A process that never saw an epoch has lost nothing: Redis is new
+     * or was emptied before it started. Say which, for the operator. */
+    if (moved)
+        fprintf(stderr, "eventtrack: leaderboard: Redis's primary changed (replication id %s);"
+                        " rebuilding every board from PostgreSQL\n", replid);
+    else if (atomic_load(&epoch_seen) == 0)
+        fprintf(stderr, "eventtrack: leaderboard: no epoch in Redis yet (a new or emptied"
+                        " Redis); building every board from PostgreSQL\n");
+    else
+        fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
+                        " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
+    if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
+        return err;
+    if (!epoch_reset(r) || !lineage_record(r, replid))
+        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+    return ET_OK;
+}
+
 enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct sync_stats *st,
                              struct problem *p)
 {
     struct pg *db;
     struct rds *r;
-    bool lost = false;
+    bool lost = false, moved = false;
+    char replid[LINEAGE_REPLID_LEN + 1];
     size_t taken;
     enum et_err err;
 
@@ -675,21 +738,19 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
         return p->err;
     if (!redis_lost_data(r, &lost))
         return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
-    if (lost) {
-        size_t events;
-        st->redis_lost = true;
-        /* A process that never saw an epoch has lost nothing: Redis is new
-         * or was emptied before it started. Say which, for the operator. */
-        if (atomic_load(&epoch_seen) == 0)
-            fprintf(stderr, "eventtrack: leaderboard: no epoch in Redis yet (a new or emptied"
-                            " Redis); building every board from PostgreSQL\n");
-        else
-            fprintf(stderr, "eventtrack: leaderboard: Redis lost acknowledged writes"
-                            " (epoch missing or behind); rebuilding every board from PostgreSQL\n");
-        if ((err = leaderboard_rebuild(db, r, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
-            return err;
-        if (!epoch_reset(r))
-            return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+    if (!lineage_check(r, replid, &moved))
+        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+    if (lost || moved) {
+        bool elected = false;
+        /* ADR 0014: one process rebuilds, the others keep serving. */
+        if (!lineage_elect(db, &elected))
+            return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+        if (elected) {
+            err = rebuild_after_loss(db, r, replid, moved, st, p);
+            lineage_resign(db);
+            if (err != ET_OK)
+                return err;
+        }
     }
     if ((err = sync_stale(db, r, st, p)) != ET_OK)
         return err;
