@@ -125,8 +125,12 @@ node_start() {
     is_sentinel "$name" && extra=(--sentinel)
     # bash -c records its own pid, then becomes redis-server: that pid leads
     # the new session and process group, so it is the PGID kill/pause use.
-    setsid bash -c 'echo $$ >"$0/pid"; exec redis-server "$0/node.conf" "$@" --bind 127.0.0.1 \
-        --logfile "$0/log" --daemonize no' "$dir" "${extra[@]}" </dev/null >>"$dir/start.out" 2>&1 9>&- &
+    # Every inherited descriptor above 2 is closed first: a caller that reads
+    # this script's output through a pipe (the test suite) would otherwise
+    # wait for the nodes to exit before seeing its end.
+    setsid bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; ((n > 2)) && eval "exec $n>&-"; done
+        echo $$ >"$0/pid"; exec redis-server "$0/node.conf" "$@" --bind 127.0.0.1 \
+        --logfile "$0/log" --daemonize no' "$dir" "${extra[@]}" </dev/null >>"$dir/start.out" 2>&1 &
     local i
     for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
         if rcli "$port" ping | grep -q PONG; then return 0; fi
