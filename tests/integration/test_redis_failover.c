@@ -8,7 +8,10 @@
  *   2. acknowledged-write loss with two service processes: replication cut,
  *      views applied and the outbox drained on the primary, the primary
  *      killed and the replica (which never got them) promoted: the board
- *      equals the log after convergence, and one process rebuilt it.
+ *      equals the log after convergence, and one process rebuilt it;
+ *   3. a Redis that is (or becomes) a replica: /readyz says "down", views and
+ *      registrations still succeed, and once it is a primary again the board
+ *      catches up (a plain redis:// URL and the rig's own redis-server).
  *
  * Each test runs its own lab, deploy/local/ha/redis.sh with ET_HA_DIR under
  * /tmp and ten free ports (ET_HA_PORT_BASE), two Redis and three Sentinels
@@ -465,4 +468,55 @@ Test(redis_failover, acknowledged_views_lost_by_failover_are_rebuilt_by_one_of_t
             "redis_failover: acknowledged-write loss, two processes: promoted after %lld ms; board equal to the"
             " log %lld ms later; %d rebuild\n",
             switched, took, rebuilds);
+}
+
+/* ================================================================================== */
+/* 3. A replica is not a usable Redis                                                  */
+/* ================================================================================== */
+
+static char *readyz_redis(const char *base)
+{
+    struct http_resp *r = http_get_at(base, "/readyz");
+    EXPECT_JSON(r, 200);
+    char *v = it_strdup(jstr(resp_json(r), "redis"));
+    http_resp_free(r);
+    return v;
+}
+
+Test(redis_failover, a_replica_is_down_for_readyz_and_writes_wait_in_the_outbox)
+{
+    rig_db_create(true);
+    rig_redis_start(NULL);
+    const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
+    char *b = NULL;
+    pid_t pid = rig_service(NULL, 0, args, NULL, &b);
+    char *org, *evt, *sessions[1];
+    conference(b, &org, &evt, sessions, 1);
+    cr_assert_str_eq(readyz_redis(b), "ok");
+    cr_assert_null(ha_view(b, sessions[0]));
+
+    /* Demoted under the service's feet: its next write meets READONLY. Port 1
+     * never answers, so the replica stays a replica with its data. */
+    struct stat before;
+    long offset = stat(rig.service_log, &before) == 0 ? (long)before.st_size : 0;
+    freeReplyObject(rig_redis("REPLICAOF 127.0.0.1 1"));
+    for (int i = 0; i < 5; i++)
+        cr_assert_null(ha_view(b, sessions[0]));
+    cr_assert_str_eq(readyz_redis(b), "down", "/readyz says ok while Redis is a replica");
+    struct http_resp *g = http_get_at(b, fmt("/v1/events/%s/leaderboard", evt));
+    cr_assert(g->status == 200 || g->status == 503, "GET leaderboard on a replica: %ld", g->status);
+    http_resp_free(g);
+    cr_assert_gt(rig_db_ll("SELECT count(*) FROM leaderboard_outbox", NULL), 0,
+                 "views were acknowledged while Redis could not take them");
+
+    freeReplyObject(rig_redis("REPLICAOF NO ONE"));
+    long long t0 = it_now_ms();
+    while (strcmp(readyz_redis(b), "ok") != 0 || board_diff(rig.redis_port, evt) != 0 || outbox_rows() != 0) {
+        cr_assert(it_now_ms() - t0 < 10000, "10 s after REPLICAOF NO ONE the board still differs; see %s",
+                  rig.service_log);
+        it_pause_ms(50);
+    }
+    char *log = it_file_since(rig.service_log, offset);
+    cr_assert(strstr(log, "READONLY"), "the service never met READONLY: the test did not test it");
+    rig_expect_clean_stop(pid);
 }
