@@ -9,9 +9,11 @@
  *      views applied and the outbox drained on the primary, the primary
  *      killed and the replica (which never got them) promoted: the board
  *      equals the log after convergence, and one process rebuilt it;
- *   3. a Redis that is (or becomes) a replica: /readyz says "down", views and
- *      registrations still succeed, and once it is a primary again the board
- *      catches up (a plain redis:// URL and the rig's own redis-server).
+ *   3. a Redis that is (or becomes) a replica: /readyz says "down", views
+ *      still succeed, and once it is a primary again the board catches up
+ *      (a plain redis:// URL and the rig's own redis-server);
+ *   4. AUTH: a password, an ACL user, and a wrong password (Redis "down",
+ *      views still accepted).
  *
  * Each test runs its own lab, deploy/local/ha/redis.sh with ET_HA_DIR under
  * /tmp and ten free ports (ET_HA_PORT_BASE), two Redis and three Sentinels
@@ -45,7 +47,7 @@ static struct {
     char dir[64];
     int base;
     char *log;
-    pid_t services[2];
+    pid_t services[4];
 } lab;
 
 /* The repository root, from this file's path (CMake passes it absolute). */
@@ -152,7 +154,7 @@ static void lab_init(void)
 
 static void lab_fini(void)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
         if (lab.services[i] > 0)
             stop_spawned_service(lab.services[i]);
     if (lab.base)
@@ -164,12 +166,17 @@ TestSuite(redis_failover, .init = lab_init, .fini = lab_fini, .timeout = 150);
 
 /* ---- the lab's nodes ---------------------------------------------------------------- */
 
+static const char *node_password;   /* AUTH for the test's own probes, NULL: none */
+
 static redisContext *node_ctx(int port)
 {
     struct timeval tv = {1, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK) {
+        if (node_password)
+            freeReplyObject(redisCommand(c, "AUTH %s", node_password));
         return c;
+    }
     redisFree(c);
     return NULL;
 }
@@ -212,20 +219,26 @@ static redisReply *node_cmd(int port, const char *format, const char *arg)
 
 /* ---- the service and the board -------------------------------------------------------- */
 
-static pid_t service_on_lab(char **base)
+/* A service on the rig's scratch database and the Redis at url. */
+static pid_t service_on(const char *url, char **base)
 {
-    char *url = lab_run("url", NULL);
-    url[strcspn(url, "\n")] = '\0';
     const char *args[] = {"--threads", "4", "--leaderboard-sync-ms", "200", NULL};
-    const char *env[] = {fmt("EVENTTRACK_DATABASE_URL=%s", rig.db_url), fmt("EVENTTRACK_REDIS_URL=%s/0", url),
+    const char *env[] = {fmt("EVENTTRACK_DATABASE_URL=%s", rig.db_url), fmt("EVENTTRACK_REDIS_URL=%s", url),
                          "EVENTTRACK_FAULT", NULL};
     pid_t pid = spawn_service(args, env, lab.log, base);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
         if (lab.services[i] == 0) {
             lab.services[i] = pid;
             break;
         }
     return pid;
+}
+
+static pid_t service_on_lab(char **base)
+{
+    char *url = lab_run("url", NULL);
+    url[strcspn(url, "\n")] = '\0';
+    return service_on(fmt("%s/0", url), base);
 }
 
 static char *ha_view(const char *base, const char *session)
@@ -519,4 +532,38 @@ Test(redis_failover, a_replica_is_down_for_readyz_and_writes_wait_in_the_outbox)
     char *log = it_file_since(rig.service_log, offset);
     cr_assert(strstr(log, "READONLY"), "the service never met READONLY: the test did not test it");
     rig_expect_clean_stop(pid);
+}
+
+/* ================================================================================== */
+/* 4. AUTH                                                                            */
+/* ================================================================================== */
+
+Test(redis_failover, password_and_acl_user_authenticate_and_a_wrong_password_is_redis_down)
+{
+    rig_db_create(true);
+    rig_redis_start(NULL);
+    /* The rig's own connection stays authenticated once a password is set. */
+    freeReplyObject(rig_redis("ACL SETUSER app on >app-pw ~* &* +@all"));
+    freeReplyObject(rig_redis("CONFIG SET requirepass %s", "s3cret"));
+    node_password = "s3cret";
+    char *with_password = NULL, *with_user = NULL, *wrong = NULL;
+    service_on(fmt("redis://:s3cret@127.0.0.1:%d/0", rig.redis_port), &with_password);
+    service_on(fmt("redis://app:app-pw@127.0.0.1:%d/0", rig.redis_port), &with_user);
+    service_on(fmt("redis://:not-s3cret@127.0.0.1:%d/0", rig.redis_port), &wrong);
+    cr_assert_str_eq(readyz_redis(with_password), "ok");
+    cr_assert_str_eq(readyz_redis(with_user), "ok");
+    cr_assert_str_eq(readyz_redis(wrong), "down", "a wrong password must not count as a usable Redis");
+
+    char *org, *evt, *sessions[1];
+    conference(with_password, &org, &evt, sessions, 1);
+    cr_assert_null(ha_view(with_password, sessions[0]));
+    cr_assert_null(ha_view(with_user, sessions[0]));
+    cr_assert_null(ha_view(wrong, sessions[0]), "a view must not depend on Redis");
+    long long t0 = it_now_ms();
+    while (board_diff(rig.redis_port, evt) != 0 || outbox_rows() != 0) {
+        cr_assert(it_now_ms() - t0 < 10000, "the board did not reach the log's 3 views; see %s", lab.log);
+        it_pause_ms(50);
+    }
+    char *log = it_file_since(lab.log, 0);
+    cr_assert(strstr(log, "AUTH failed"), "the wrong password was not reported; see %s", lab.log);
 }

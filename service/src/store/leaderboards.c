@@ -723,6 +723,27 @@ static enum et_err rebuild_after_loss(struct pg *db, struct rds *r, const char *
     return ET_OK;
 }
 
+/* ADR 0014: one process rebuilds, the others keep serving. The loss is
+ * looked at again under the lock: another process may have rebuilt between
+ * this one's first look and its turn. */
+static enum et_err rebuild_elected(struct pg *db, struct rds *r, struct sync_stats *st, struct problem *p)
+{
+    bool elected = false, lost = false, moved = false;
+    char replid[LINEAGE_REPLID_LEN + 1];
+    enum et_err err = ET_OK;
+
+    if (!lineage_elect(db, &elected))
+        return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
+    if (!elected)
+        return ET_OK;
+    if (!redis_lost_data(r, &lost) || !lineage_check(r, replid, &moved))
+        err = problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
+    else if (lost || moved)
+        err = rebuild_after_loss(db, r, replid, moved, st, p);
+    lineage_resign(db);
+    return err;
+}
+
 enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct sync_stats *st,
                              struct problem *p)
 {
@@ -740,18 +761,8 @@ enum et_err leaderboard_sync(struct pg_pool *pg, struct rds_pool *redis, struct 
         return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
     if (!lineage_check(r, replid, &moved))
         return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "Redis is unavailable");
-    if (lost || moved) {
-        bool elected = false;
-        /* ADR 0014: one process rebuilds, the others keep serving. */
-        if (!lineage_elect(db, &elected))
-            return problem_set(p, ET_ERR_UNAVAILABLE, "store-unavailable", "PostgreSQL is unavailable");
-        if (elected) {
-            err = rebuild_after_loss(db, r, replid, moved, st, p);
-            lineage_resign(db);
-            if (err != ET_OK)
-                return err;
-        }
-    }
+    if ((lost || moved) && (err = rebuild_elected(db, r, st, p)) != ET_OK)
+        return err;
     if ((err = sync_stale(db, r, st, p)) != ET_OK)
         return err;
     /* Drain what is there now; a steady stream is left for the next pass. */
