@@ -13,6 +13,9 @@
 #   stores.sh status   print their state; exit 0 only when both are running
 #   stores.sh psql [ARGS]  psql as eventtrack (default db eventtrack)
 #   stores.sh env      print export lines for EVENTTRACK_DATABASE_URL/REDIS_URL
+#   stores.sh --ha CMD the same, plus the Redis Sentinel lab of deploy/local/ha/redis.sh
+#                      (ports from ET_HA_PORT_BASE, ADR 0014): start/stop/status act on it
+#                      too, and env prints its redis-sentinel:// URL
 #
 # Ports: ET_PG_PORT (default 25432), ET_REDIS_PORT (default 26379), both on
 # 127.0.0.1 only, and below Linux's ephemeral range (32768-60999): a client
@@ -377,21 +380,25 @@ cmd_env() {
 }
 
 usage() {
-    echo "usage: $PROG start|stop|status|psql [PSQL ARGS]|env" >&2
+    echo "usage: $PROG [--ha] start|stop|status|psql [PSQL ARGS]|env" >&2
     exit 2
 }
 
 check_port ET_PG_PORT "$PG_PORT"
 check_port ET_REDIS_PORT "$REDIS_PORT"
 
+HA=0
+HA_REDIS="$ROOT/deploy/local/ha/redis.sh"
+if [[ ${1:-} == --ha ]]; then HA=1; shift; fi
 (($# >= 1)) || usage
 cmd=$1; shift
 case $cmd in
-    start)  (($# == 0)) || usage; cmd_start ;;
-    stop)   (($# == 0)) || usage; cmd_stop ;;
-    status) (($# == 0)) || usage; cmd_status ;;
+    start)  (($# == 0)) || usage; cmd_start; if ((HA)); then "$HA_REDIS" start; fi ;;
+    stop)   (($# == 0)) || usage; if ((HA)); then "$HA_REDIS" stop; fi; cmd_stop ;;
+    status) (($# == 0)) || usage; if ((HA)); then "$HA_REDIS" status; fi; cmd_status ;;
     psql)   cmd_psql "$@" ;;
-    env)    (($# == 0)) || usage; cmd_env ;;
+    env)    (($# == 0)) || usage; cmd_env
+            if ((HA)); then echo "export EVENTTRACK_REDIS_URL=$("$HA_REDIS" url)/0"; fi ;;
     -h|--help|help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) usage ;;
 esac

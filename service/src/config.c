@@ -38,7 +38,8 @@ static const struct setting settings[] = {
     INT_SETTING("port", port, 0, 65535, 8080, "TCP port, 0 picks a free one"),
     STR_SETTING("database_url", database_url, NULL, "libpq connection string or URI (required)"),
     STR_SETTING("redis_url", redis_url, "redis://127.0.0.1:6379/0",
-                "redis://host:port[/db] or unix:///path[?db=N]"),
+                "redis://[[user]:password@]host:port[/db], unix:///path[?db=N] or"
+                " redis-sentinel://[[user]:password@]h1:p1,h2:p2/MASTER[/db]"),
     INT_SETTING("threads", threads, 1, 256, 16,
                 "HTTP worker threads, each with one PostgreSQL and one Redis connection"),
     INT_SETTING("max_body_bytes", max_body_bytes, 1024, 64LL << 20, 1 << 20,
@@ -259,7 +260,8 @@ static bool config_validate(struct config *cfg, char *err, size_t err_size)
                     cfg->body_budget_bytes, cfg->max_body_bytes);
     if (!redis_url_parse(cfg->redis_url, &cfg->redis))
         return fail(err, err_size,
-                    "setting redis_url: \"%s\" is not redis://host:port[/db] or unix:///path[?db=N]",
+                    "setting redis_url: \"%s\" is not redis://host:port[/db] or unix:///path[?db=N]"
+                    " or redis-sentinel://host:port,.../MASTER[/db]",
                     cfg->redis_url);
     if (cfg->command == CMD_SERVE && !admin_key_valid(cfg->admin_key))
         return fail(err, err_size,
@@ -349,8 +351,104 @@ bool config_load(int argc, char **argv, struct config *cfg, char *err, size_t er
     return config_validate(cfg, err, err_size);
 }
 
+/* host:port in s[0..n), into host (size hsize) and port; false if malformed. */
+static bool parse_host_port(const char *s, size_t n, char *host, size_t hsize, int *port)
+{
+    const char *colon = NULL;
+    char digits[8];
+    char *end;
+
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ':')
+            colon = s + i;
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= hsize)
+        return false;
+    size_t dn = n - (size_t)(colon + 1 - s);
+    if (dn == 0 || dn >= sizeof digits)
+        return false;
+    memcpy(digits, colon + 1, dn);
+    digits[dn] = '\0';
+    errno = 0;
+    long v = strtol(digits, &end, 10);
+    if (errno || *end || v < 1 || v > 65535)
+        return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)v;
+    return true;
+}
+
+/* A "/N" database suffix, or nothing; false if malformed. */
+static bool parse_db(const char *s, int *db)
+{
+    char *end;
+
+    if (*s == '\0' || (s[0] == '/' && s[1] == '\0'))
+        return true;
+    if (*s != '/')
+        return false;
+    errno = 0;
+    long v = strtol(s + 1, &end, 10);
+    if (errno || end == s + 1 || *end || v < 0 || v > 1000)
+        return false;
+    *db = (int)v;
+    return true;
+}
+
+/* "[user]:password@" before the last '@' (a password may itself hold '@');
+ * *rest is what follows it. The ':' is required, as in api.md. */
+static bool parse_userinfo(const char *s, struct redis_target *out, const char **rest)
+{
+    const char *at = strrchr(s, '@'), *colon;
+
+    *rest = s;
+    if (at == NULL)
+        return true;
+    colon = memchr(s, ':', (size_t)(at - s));
+    if (colon == NULL || (size_t)(colon - s) >= sizeof out->user ||
+        (size_t)(at - colon - 1) >= sizeof out->password || at == colon + 1)
+        return false;
+    memcpy(out->user, s, (size_t)(colon - s));
+    memcpy(out->password, colon + 1, (size_t)(at - colon - 1));
+    *rest = at + 1;
+    return true;
+}
+
+/* h1:p1,h2:p2,.../MASTER[/db] */
+static bool parse_sentinel(const char *s, struct redis_target *out)
+{
+    const char *slash = strchr(s, '/'), *name, *name_end;
+
+    if (slash == NULL)
+        return false;
+    for (const char *p = s; p < slash;) {
+        const char *comma = memchr(p, ',', (size_t)(slash - p));
+        const char *end = comma ? comma : slash;
+        struct redis_endpoint *e;
+        if (out->sentinel_count == REDIS_MAX_SENTINELS)
+            return false;
+        e = &out->sentinels[out->sentinel_count++];
+        if (!parse_host_port(p, (size_t)(end - p), e->host, sizeof e->host, &e->port))
+            return false;
+        p = comma ? comma + 1 : slash;
+        if (comma && p == slash)
+            return false;
+    }
+    name = slash + 1;
+    name_end = strchr(name, '/');
+    if (name_end == NULL)
+        name_end = name + strlen(name);
+    if (out->sentinel_count == 0 || name_end == name ||
+        (size_t)(name_end - name) >= sizeof out->master_name)
+        return false;
+    memcpy(out->master_name, name, (size_t)(name_end - name));
+    return parse_db(name_end, &out->db);
+}
+
 bool redis_url_parse(const char *url, struct redis_target *out)
 {
+    const char *rest;
+
     memset(out, 0, sizeof *out);
     if (strncmp(url, "unix://", 7) == 0) {
         const char *path = url + 7, *q = strchr(path, '?');
@@ -370,28 +468,14 @@ bool redis_url_parse(const char *url, struct redis_target *out)
         }
         return true;
     }
-    if (strncmp(url, "redis://", 8) != 0)
+    if (strncmp(url, "redis-sentinel://", 17) == 0)
+        return parse_userinfo(url + 17, out, &rest) && parse_sentinel(rest, out);
+    if (strncmp(url, "redis://", 8) != 0 || !parse_userinfo(url + 8, out, &rest))
         return false;
-    const char *host = url + 8, *colon = strrchr(host, ':'), *slash;
-    char *end;
-    if (colon == NULL || colon == host || (size_t)(colon - host) >= sizeof out->host)
-        return false;
-    memcpy(out->host, host, (size_t)(colon - host));
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || port < 1 || port > 65535)
-        return false;
-    out->port = (int)port;
-    slash = end;
-    if (*slash == '\0' || (slash[0] == '/' && slash[1] == '\0'))
-        return true;
-    if (*slash != '/')
-        return false;
-    long db = strtol(slash + 1, &end, 10);
-    if (end == slash + 1 || *end || db < 0 || db > 1000)
-        return false;
-    out->db = (int)db;
-    return true;
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    return parse_host_port(rest, n, out->host, sizeof out->host, &out->port) &&
+           parse_db(rest + n, &out->db);
 }
 
 void config_usage(FILE *out)

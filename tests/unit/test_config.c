@@ -384,7 +384,8 @@ Test(config, migrate_does_not_need_redis)
     cr_assert(LOAD("migrate", "--database-url", "x", "--redis-url", "bogus"), "%s", err);
     cr_assert_eq(cfg.command, CMD_MIGRATE);
     assert_fails(LOAD("serve", "--database-url", "x", "--redis-url", "bogus"),
-                 "setting redis_url: \"bogus\" is not redis://host:port[/db] or unix:///path[?db=N]");
+                 "setting redis_url: \"bogus\" is not redis://host:port[/db] or unix:///path[?db=N]"
+                 " or redis-sentinel://host:port,.../MASTER[/db]");
 }
 
 Test(config, rebuild_leaderboards)
@@ -521,4 +522,54 @@ Test(redis_url, over_long_host_and_path_refused)
     cr_assert_eq(strlen(t.host), 255);
     snprintf(url, sizeof url, "unix:///%0255d", 0);          /* path of 256 characters */
     cr_assert_not(redis_url_parse(url, &t));
+}
+
+Test(redis_url, password_and_acl_user)
+{
+    struct redis_target t;
+
+    cr_assert(redis_url_parse("redis://:s3cret@h:1/2", &t));
+    cr_assert_str_eq(t.user, "");
+    cr_assert_str_eq(t.password, "s3cret");
+    cr_assert_str_eq(t.host, "h");
+    cr_assert_eq(t.port, 1);
+    cr_assert_eq(t.db, 2);
+    cr_assert(redis_url_parse("redis://app:p@ss@h:1", &t), "the last '@' ends the password");
+    cr_assert_str_eq(t.user, "app");
+    cr_assert_str_eq(t.password, "p@ss");
+    cr_assert_eq(t.master_name[0], '\0');
+    cr_assert_not(redis_url_parse("redis://nopassword@h:1", &t), "the ':' is required");
+    cr_assert_not(redis_url_parse("redis://user:@h:1", &t), "an empty password is refused");
+    cr_assert_not(redis_url_parse("redis://:p@:1", &t));
+}
+
+Test(redis_url, sentinel_forms)
+{
+    struct redis_target t;
+
+    cr_assert(redis_url_parse("redis-sentinel://127.0.0.1:23010,127.0.0.1:23011,h3:3/mymaster/4", &t));
+    cr_assert_eq(t.sentinel_count, 3);
+    cr_assert_str_eq(t.sentinels[0].host, "127.0.0.1");
+    cr_assert_eq(t.sentinels[0].port, 23010);
+    cr_assert_eq(t.sentinels[1].port, 23011);
+    cr_assert_str_eq(t.sentinels[2].host, "h3");
+    cr_assert_eq(t.sentinels[2].port, 3);
+    cr_assert_str_eq(t.master_name, "mymaster");
+    cr_assert_eq(t.db, 4);
+    cr_assert_str_eq(t.host, "");
+    cr_assert(redis_url_parse("redis-sentinel://u:pw@s:1/m", &t));
+    cr_assert_eq(t.sentinel_count, 1);
+    cr_assert_str_eq(t.user, "u");
+    cr_assert_str_eq(t.password, "pw");
+    cr_assert_str_eq(t.master_name, "m");
+    cr_assert_eq(t.db, 0);
+
+    static const char *const bad[] = {
+        "redis-sentinel://s:1",          "redis-sentinel://s:1/",     "redis-sentinel:///m",
+        "redis-sentinel://s:1,/m",       "redis-sentinel://s/m",      "redis-sentinel://s:1,t/m",
+        "redis-sentinel://s:1/m/x",      "redis-sentinel://s:1/m/1/2", "redis-sentinel://s:0/m",
+        "redis-sentinel://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9/m",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_not(redis_url_parse(bad[i], &t), "%s", bad[i]);
 }

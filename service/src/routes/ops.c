@@ -5,6 +5,8 @@
  * without Redis everything but the leaderboard still works, so Redis being
  * down is reported but does not take the instance out of rotation. During a
  * graceful shutdown readiness fails first, so load balancers stop sending.
+ * Redis counts as "ok" only as a primary (rds_ping asks ROLE): a replica
+ * answers PING but refuses every leaderboard write (ADR 0014).
  */
 #include "app.h"
 #include "metrics.h"

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "store/board.h"
 #include "store/handle.h"
+#include "store/lineage.h"
 #include "store/pg.h"
 #include "store/redis.h"
 #include "store/store.h"
@@ -27,8 +28,8 @@ static const struct pg_stmt stmt_outbox_take = {
     "SELECT o.seq, e.leaderboard_event_id, e.leaderboard_speaker_id, " SQL_APPLIED_MEMBER
     "  FROM leaderboard_outbox o JOIN analytics_events e ON e.seq = o.seq"
     " WHERE o.created_at >= now() - make_interval(secs => $1::double precision)"
-    " ORDER BY o.seq LIMIT 1000 FOR UPDATE OF o SKIP LOCKED",
-    1};
+    " ORDER BY o.seq LIMIT $2::integer FOR UPDATE OF o SKIP LOCKED",
+    2};
 
 static const struct pg_stmt stmt_outbox_done = {
     "leaderboard_outbox_done",
@@ -80,8 +81,8 @@ static enum et_err sync_stale(struct store *store, struct pg *db, struct sync_st
 static enum et_err sync_outbox_batch(struct pg *db, struct rds *r, size_t *taken,
                                      struct sync_stats *st, struct problem *p)
 {
-    char retention[24];
-    const char *take_params[] = {retention};
+    char retention[24], batch[16];
+    const char *take_params[] = {retention, batch};
     struct board_keys *keys = NULL;
     struct board_view *views = NULL;
     PGresult *rows = NULL, *done = NULL;
@@ -91,6 +92,7 @@ static enum et_err sync_outbox_batch(struct pg *db, struct rds *r, size_t *taken
 
     *taken = 0;
     snprintf(retention, sizeof retention, "%lld", board_retention_seconds());
+    snprintf(batch, sizeof batch, "%d", SYNC_BATCH);
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
         return err;
     if ((rows = pg_exec(db, &stmt_outbox_take, take_params, p)) == NULL)
@@ -144,35 +146,71 @@ out:
     return err;
 }
 
+/* Design note 4 and ADR 0014: every board again from PostgreSQL, then the
+ * epoch and the lineage restart from the Redis rebuilt. */
+static enum et_err rebuild_after_loss(struct store *store, struct rds *r, const char *replid,
+                                      bool moved, struct sync_stats *st, struct problem *p)
+{
+    size_t events;
+    enum et_err err;
+
+    st->redis_lost = true;
+    /* A process that never saw an epoch has lost nothing: Redis is new
+     * or was emptied before it started. Say which, for the operator. */
+    if (moved)
+        et_log(LL_WARN, "leaderboard", "Redis's primary changed (replication id %s);"
+                        " rebuilding every board from PostgreSQL", replid);
+    else if (board_epoch_seen() == 0)
+        et_log(LL_INFO, "leaderboard", "no epoch in Redis yet (a new or emptied"
+                        " Redis); building every board from PostgreSQL");
+    else
+        et_log(LL_WARN, "leaderboard", "Redis lost acknowledged writes"
+                        " (epoch missing or behind); rebuilding every board from PostgreSQL");
+    if ((err = leaderboard_rebuild(store, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
+        return err;
+    if (!board_epoch_reset(r) || !lineage_record(r, replid))
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
+    return ET_OK;
+}
+
+/* ADR 0014: one process rebuilds, the others keep serving. The loss is
+ * looked at again under the lock: another process may have rebuilt between
+ * this one's first look and its turn. */
+static enum et_err rebuild_elected(struct store *store, struct pg *db, struct rds *r,
+                                   struct sync_stats *st, struct problem *p)
+{
+    bool elected = false, lost = false, moved = false;
+    char replid[LINEAGE_REPLID_LEN + 1];
+    enum et_err err = ET_OK;
+
+    if (!lineage_elect(db, &elected))
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
+    if (!elected)
+        return ET_OK;
+    if (!board_redis_lost_data(r, &lost) || !lineage_check(r, replid, &moved))
+        err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
+    else if (lost || moved)
+        err = rebuild_after_loss(store, r, replid, moved, st, p);
+    lineage_resign(db);
+    return err;
+}
+
 enum et_err leaderboard_sync(struct store *store, struct sync_stats *st, struct problem *p)
 {
     struct pg *db;
     struct rds *r;
-    bool lost = false;
+    bool lost = false, moved = false;
+    char replid[LINEAGE_REPLID_LEN + 1];
     size_t taken;
     enum et_err err;
 
     memset(st, 0, sizeof *st);
     if ((r = store_rds(store, p)) == NULL || (db = store_pg(store, p)) == NULL)
         return p->err;
-    if (!board_redis_lost_data(r, &lost))
+    if (!board_redis_lost_data(r, &lost) || !lineage_check(r, replid, &moved))
         return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
-    if (lost) {
-        size_t events;
-        st->redis_lost = true;
-        /* A process that never saw an epoch has lost nothing: Redis is new
-         * or was emptied before it started. Say which, for the operator. */
-        if (board_epoch_seen() == 0)
-            et_log(LL_INFO, "leaderboard", "no epoch in Redis yet (a new or emptied"
-                            " Redis); building every board from PostgreSQL");
-        else
-            et_log(LL_WARN, "leaderboard", "Redis lost acknowledged writes"
-                            " (epoch missing or behind); rebuilding every board from PostgreSQL");
-        if ((err = leaderboard_rebuild(store, NULL, &st->rebuilt_boards, &events, p)) != ET_OK)
-            return err;
-        if (!board_epoch_reset(r))
-            return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
-    }
+    if ((lost || moved) && (err = rebuild_elected(store, db, r, st, p)) != ET_OK)
+        return err;
     if ((err = sync_stale(store, db, st, p)) != ET_OK)
         return err;
     /* Drain what is there now; a steady stream is left for the next pass. */

@@ -71,6 +71,7 @@
 
 #include "log.h"
 #include "store/board.h"
+#include "store/lineage.h"
 #include "store/handle.h"
 #include "store/pg.h"
 #include "store/redis.h"
@@ -82,6 +83,7 @@
 static atomic_long apply_failures;
 static atomic_llong epoch_seen;             /* design note 4: highest epoch acknowledged */
 static atomic_bool loss_seen;               /* a write found the epoch gone or gone back */
+static atomic_llong loss_at_us;             /* when loss_seen was set (wall clock, for ADR 0014) */
 static atomic_ullong board_writes;          /* design note 8 */
 static long long retention_seconds = 7 * 24 * 3600;
 
@@ -159,6 +161,37 @@ static void epoch_observe(long long epoch)
     while (epoch > seen && !atomic_compare_exchange_weak(&epoch_seen, &seen, epoch))
         ;
 }
+
+static long long wall_us(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+static void loss_flag(void)
+{
+    long long none = 0;
+
+    atomic_compare_exchange_strong(&loss_at_us, &none, wall_us());
+    atomic_store(&loss_seen, true);
+}
+
+/* Another process rebuilt every board since this one flagged the loss: its
+ * reset epoch is a wall-clock time later than the flag (design note 4), and
+ * increments never climb that far. Then this process rebuilds nothing. */
+static void loss_settled_elsewhere(long long epoch)
+{
+    long long at = atomic_load(&loss_at_us);
+
+    if (atomic_load(&loss_seen) && at != 0 && epoch >= at) {
+        atomic_store(&epoch_seen, epoch);
+        atomic_store(&loss_seen, false);
+        atomic_store(&loss_at_us, 0);
+    }
+}
+
 /* Bumps the epoch after writes and checks it (design note 4); false if Redis failed. */
 bool board_epoch_bump(struct rds *r)
 {
@@ -172,32 +205,33 @@ bool board_epoch_bump(struct rds *r)
 
     if (ok) {
         if (reply->type == REDIS_REPLY_NIL || reply->integer <= before)
-            atomic_store(&loss_seen, true);
+            loss_flag();
         else
             epoch_observe(reply->integer);
     }
     freeReplyObject(reply);
     return ok;
 }
+
 bool board_epoch_reset(struct rds *r)
 {
-    struct timespec now;
     char now_us[24];
     const char *argv[] = {EPOCH_KEY, now_us};
     redisReply *reply = NULL;
     bool ok;
 
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(now_us, sizeof now_us, "%lld", (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+    snprintf(now_us, sizeof now_us, "%lld", wall_us());
     ok = rds_eval_many(r, &script_epoch_reset, 1, 2, argv, NULL, 1, &reply) && reply &&
          reply->type == REDIS_REPLY_INTEGER;
     if (ok) {
         atomic_store(&epoch_seen, reply->integer);
         atomic_store(&loss_seen, false);
+        atomic_store(&loss_at_us, 0);
     }
     freeReplyObject(reply);
     return ok;
 }
+
 bool board_apply_views(struct rds *r, const struct board_view *views, size_t count)
 {
     const char **argv = calloc(count * APPLY_ARGC, sizeof *argv);
@@ -333,6 +367,8 @@ bool board_redis_lost_data(struct rds *r, bool *lost)
         freeReplyObject(reply);
         return false;
     }
+    if (reply->type == REDIS_REPLY_STRING)
+        loss_settled_elsewhere(strtoll(reply->str, NULL, 10));
     *lost = reply->type == REDIS_REPLY_NIL || strtoll(reply->str, NULL, 10) < seen ||
             atomic_load(&loss_seen);
     freeReplyObject(reply);

@@ -12,6 +12,18 @@
  *  3. Scripts run by EVALSHA. Redis may forget scripts (restart, SCRIPT
  *     FLUSH, failover), so a NOSCRIPT reply is answered by re-sending the
  *     script body with EVAL, which also caches it again.
+ *  4. Failover (ADR 0014). Every connect asks the Sentinels in turn (200 ms
+ *     each) where the primary is, connects, AUTHs, and asks ROLE: only a
+ *     "master" is kept. A Sentinel may still name a dead or demoted primary
+ *     during a failover, and a restarted old primary accepts writes until
+ *     Sentinel turns it into a replica, so ROLE is the check that counts.
+ *     A READONLY, LOADING or MASTERDOWN reply means this connection no
+ *     longer reaches a usable primary: it is dropped like an I/O error, and
+ *     the pool's generation is bumped so that every other thread drops its
+ *     connection at its next session instead of meeting the same error.
+ *     Connecting to another address than the last primary bumps it too.
+ *     After such a drop a thread may try again after 100 ms, not a second:
+ *     the new primary is usually ready by then.
  */
 #include "store/redis.h"
 
@@ -28,18 +40,24 @@
 #define RDS_CONNECT_TIMEOUT_MS 200
 #define RDS_COMMAND_TIMEOUT_MS 500
 #define RDS_RETRY_AFTER_MS     1000
+#define RDS_RETRY_SHORT_MS     100     /* after a role change (design note 4) */
+#define RDS_SENTINEL_TIMEOUT_MS 200
 #define RDS_MAX_SCRIPTS        8
 
 struct rds_pool {
     struct redis_target target;
     atomic_long connections;
     atomic_long errors;
+    atomic_long generation;           /* design note 4: bumped on a master change */
+    pthread_mutex_t master_lock;      /* guards master */
+    char master[300];                 /* "host:port" of the last primary connected to */
 };
 
 struct rds {
     struct rds_pool *pool;            /* NULL for a one-off connection */
     struct redis_target target;
     redisContext *ctx;
+    long generation;                  /* the pool's generation when ctx was opened */
     long long retry_at_ms;            /* no reconnect before this (design note 1) */
     struct {
         const struct rds_script *script;
@@ -65,13 +83,17 @@ struct rds_pool *rds_pool_new(const struct redis_target *target)
 {
     struct rds_pool *pool = calloc(1, sizeof *pool);
 
-    if (pool)
+    if (pool) {
         pool->target = *target;
+        pthread_mutex_init(&pool->master_lock, NULL);
+    }
     return pool;
 }
 
 void rds_pool_free(struct rds_pool *pool)
 {
+    if (pool)
+        pthread_mutex_destroy(&pool->master_lock);
     free(pool);
 }
 
@@ -81,7 +103,13 @@ void rds_pool_count_error(struct rds_pool *pool)
         atomic_fetch_add(&pool->errors, 1);
 }
 
-void rds_drop(struct rds *r)
+static long long now_ms(void)
+{
+    return (long long)(monotonic_ns() / 1000000);
+}
+
+/* Closes the context without counting an error: a reconnect, not a failure. */
+static void rds_close_ctx(struct rds *r)
 {
     if (r->ctx) {
         redisFree(r->ctx);
@@ -91,8 +119,121 @@ void rds_drop(struct rds *r)
     }
     for (size_t i = 0; i < RDS_MAX_SCRIPTS; i++)
         r->scripts[i].sha[0] = '\0';
-    r->retry_at_ms = (long long)(monotonic_ns() / 1000000) + RDS_RETRY_AFTER_MS;
+}
+
+void rds_drop(struct rds *r)
+{
+    rds_close_ctx(r);
+    r->retry_at_ms = now_ms() + RDS_RETRY_AFTER_MS;
     rds_pool_count_error(r->pool);
+}
+
+/* Design note 4: this connection reached a replica or a primary that cannot
+ * serve; every thread reconnects, and this one may try again soon. */
+static void rds_drop_role(struct rds *r, const char *why)
+{
+    et_log(LL_WARN, "redis", "%s; asking for the primary again", why);
+    rds_close_ctx(r);
+    r->retry_at_ms = now_ms() + RDS_RETRY_SHORT_MS;
+    rds_pool_count_error(r->pool);
+    if (r->pool)
+        atomic_fetch_add(&r->pool->generation, 1);
+}
+
+static bool role_error(const redisReply *reply)
+{
+    static const char *const codes[] = {"READONLY ", "LOADING ", "MASTERDOWN "};
+
+    if (reply->type != REDIS_REPLY_ERROR || reply->str == NULL)
+        return false;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strncmp(reply->str, codes[i], strlen(codes[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Asks the Sentinels in turn for the primary's address; false if none knew. */
+static bool sentinel_ask(const struct redis_target *t, char *host, size_t hsize, int *port)
+{
+    struct timeval tv = {0, RDS_SENTINEL_TIMEOUT_MS * 1000};
+    bool found = false;
+
+    for (int i = 0; i < t->sentinel_count && !found; i++) {
+        redisContext *c = redisConnectWithTimeout(t->sentinels[i].host, t->sentinels[i].port, tv);
+        redisReply *reply = NULL;
+        if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
+            reply = redisCommand(c, "SENTINEL get-master-addr-by-name %s", t->master_name);
+        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+            reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len < hsize &&
+            reply->element[1]->type == REDIS_REPLY_STRING) {
+            memcpy(host, reply->element[0]->str, reply->element[0]->len + 1);
+            *port = atoi(reply->element[1]->str);
+            found = *port > 0 && *port < 65536;
+        }
+        freeReplyObject(reply);
+        redisFree(c);
+    }
+    if (!found)
+        et_log(LL_WARN, "redis", "no Sentinel named a primary for \"%s\"", t->master_name);
+    return found;
+}
+
+/* One command on a fresh connection; true if the reply is not an error. */
+static bool setup_command(struct rds *r, const char *what, int argc, const char **argv)
+{
+    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, NULL);
+    bool ok = reply && reply->type != REDIS_REPLY_ERROR;
+
+    if (!ok)
+        et_log(LL_WARN, "redis", "%s failed: %s", what,
+                reply ? reply->str : r->ctx->errstr);
+    freeReplyObject(reply);
+    return ok;
+}
+
+/* AUTH, SELECT, ROLE on a fresh connection (design note 4). *replica is set
+ * when the server answered but is not a primary. */
+static bool rds_handshake(struct rds *r, bool *replica)
+{
+    const struct redis_target *t = &r->target;
+    const char *auth_user[] = {"AUTH", t->user, t->password};
+    const char *auth_pass[] = {"AUTH", t->password};
+    const char *role[] = {"ROLE"};
+    char db[12];
+    const char *select[] = {"SELECT", db};
+    redisReply *reply;
+    bool ok;
+
+    *replica = false;
+    snprintf(db, sizeof db, "%d", t->db);
+    if (t->password[0] && !(t->user[0] ? setup_command(r, "AUTH", 3, auth_user)
+                                       : setup_command(r, "AUTH", 2, auth_pass)))
+        return false;
+    if (t->db != 0 && !setup_command(r, "SELECT", 2, select))
+        return false;
+    reply = redisCommandArgv(r->ctx, 1, role, NULL);
+    ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+         reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
+    *replica = reply != NULL && !ok;
+    freeReplyObject(reply);
+    return ok;
+}
+
+/* Design note 4: a primary at another address than the last one is a master
+ * change that every thread must follow. */
+static void note_master(struct rds *r, const char *host, int port)
+{
+    char addr[300];
+
+    r->generation = atomic_load(&r->pool->generation);
+    snprintf(addr, sizeof addr, "%s:%d", host, port);
+    pthread_mutex_lock(&r->pool->master_lock);
+    if (strcmp(r->pool->master, addr) != 0) {
+        if (r->pool->master[0])
+            r->generation = atomic_fetch_add(&r->pool->generation, 1) + 1;
+        snprintf(r->pool->master, sizeof r->pool->master, "%s", addr);
+    }
+    pthread_mutex_unlock(&r->pool->master_lock);
 }
 
 static bool rds_connect(struct rds *r)
@@ -100,37 +241,43 @@ static bool rds_connect(struct rds *r)
     struct timeval connect_tv = {0, RDS_CONNECT_TIMEOUT_MS * 1000};
     struct timeval command_tv = {0, RDS_COMMAND_TIMEOUT_MS * 1000};
     const struct redis_target *t = &r->target;
-    redisReply *reply;
+    char host[256];
+    int port = t->port;
+    bool replica = false;
 
+    snprintf(host, sizeof host, "%s", t->host);
+    if (t->master_name[0] && !sentinel_ask(t, host, sizeof host, &port))
+        goto fail;
     if (t->socket_path[0])
         r->ctx = redisConnectUnixWithTimeout(t->socket_path, connect_tv);
     else
-        r->ctx = redisConnectWithTimeout(t->host, t->port, connect_tv);
+        r->ctx = redisConnectWithTimeout(host, port, connect_tv);
     if (r->ctx == NULL || r->ctx->err) {
         if (r->ctx) {
-            et_log(LL_WARN, "redis", "connect failed: %s", r->ctx->errstr);
+            et_log(LL_WARN, "redis", "connect to %s:%d failed: %s", host, port, r->ctx->errstr);
             redisFree(r->ctx);
         }
         r->ctx = NULL;
-        r->retry_at_ms = (long long)(monotonic_ns() / 1000000) + RDS_RETRY_AFTER_MS;
-        rds_pool_count_error(r->pool);
-        return false;
+        goto fail;
     }
     if (r->pool)
         atomic_fetch_add(&r->pool->connections, 1);
     redisSetTimeout(r->ctx, command_tv);
     redisEnableKeepAlive(r->ctx);
-    if (t->db != 0) {
-        reply = redisCommand(r->ctx, "SELECT %d", t->db);
-        bool ok = reply && reply->type != REDIS_REPLY_ERROR;
-        freeReplyObject(reply);
-        if (!ok) {
-            et_log(LL_WARN, "redis", "SELECT %d failed", t->db);
+    if (!rds_handshake(r, &replica)) {
+        if (replica)
+            rds_drop_role(r, "the server named as primary answers ROLE as a replica");
+        else
             rds_drop(r);
-            return false;
-        }
+        return false;
     }
+    if (r->pool)
+        note_master(r, t->socket_path[0] ? t->socket_path : host, port);
     return true;
+fail:
+    r->retry_at_ms = now_ms() + RDS_RETRY_AFTER_MS;
+    rds_pool_count_error(r->pool);
+    return false;
 }
 
 static struct rds *rds_alloc(const struct redis_target *target, struct rds_pool *pool)
@@ -157,7 +304,10 @@ struct rds *rds_session(struct rds_pool *pool, struct problem *p)
         thread_rds = r;
         pthread_setspecific(thread_rds_key, r);
     }
-    if (r->ctx == NULL && ((long long)(monotonic_ns() / 1000000) < r->retry_at_ms || !rds_connect(r))) {
+    /* Design note 4: another thread saw the primary change. */
+    if (r->ctx && r->generation != atomic_load(&pool->generation))
+        rds_close_ctx(r);
+    if (r->ctx == NULL && (now_ms() < r->retry_at_ms || !rds_connect(r))) {
         problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
         return NULL;
     }
@@ -200,6 +350,10 @@ redisReply *rds_command(struct rds *r, int argc, const char **argv, const size_t
     if (reply == NULL) {
         et_log(LL_WARN, "redis", "%s", r->ctx->errstr);
         rds_drop(r);
+    } else if (role_error(reply)) {
+        rds_drop_role(r, reply->str);
+        freeReplyObject(reply);
+        reply = NULL;
     }
     return reply;
 }
@@ -277,6 +431,11 @@ bool rds_eval_many(struct rds *r, const struct rds_script *script, int nkeys, in
                 rds_drop(r);
                 return false;
             }
+            if (role_error(reply)) {
+                rds_drop_role(r, ((redisReply *)reply)->str);
+                freeReplyObject(reply);
+                return false;
+            }
             replies[i] = reply;
             if (replies[i]->type == REDIS_REPLY_ERROR && strncmp(replies[i]->str, "NOSCRIPT", 8) == 0) {
                 freeReplyObject(replies[i]);
@@ -295,14 +454,18 @@ bool rds_ping(struct rds_pool *pool)
 {
     struct problem p = {0};
     struct rds *r = rds_session(pool, &p);
-    const char *argv[] = {"PING"};
+    const char *argv[] = {"ROLE"};
     redisReply *reply;
     bool ok;
 
     if (r == NULL)
         return false;
+    /* ROLE, not PING: a replica answers PING too (design note 4). */
     reply = rds_command(r, 1, argv, NULL);
-    ok = reply && reply->type == REDIS_REPLY_STATUS;
+    ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+         reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
+    if (reply && !ok)
+        rds_drop_role(r, "the primary became a replica");
     freeReplyObject(reply);
     return ok;
 }
