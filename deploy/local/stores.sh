@@ -13,6 +13,9 @@
 #   stores.sh status   print their state; exit 0 only when both are running
 #   stores.sh psql [ARGS]  psql as eventtrack (default db eventtrack)
 #   stores.sh env      print export lines for EVENTTRACK_DATABASE_URL/REDIS_URL
+#   stores.sh pg-restart fast|immediate
+#                      pg_ctl restart in that mode, waiting until it answers
+#                      (the fault tests of tests/integration/test_pg_failover.c)
 #
 # Ports: ET_PG_PORT (default 25432), ET_REDIS_PORT (default 26379), both on
 # 127.0.0.1 only, and below Linux's ephemeral range (32768-60999): a client
@@ -144,7 +147,9 @@ pg_prepare_dirs() {
     [[ $STATE == "$LOCAL" ]] || mkdir -p -m 0755 "$(dirname "$STATE")"
     mkdir -p "$STATE" "$RUN_DIR" "$LOG_DIR"
     chmod 0755 "$STATE"
-    if [[ $STATE != "$LOCAL" && $(readlink "$LOCAL/stores" 2>/dev/null) != "$STATE" ]]; then
+    # ET_STATE_DIR is a choice the caller knows (the fault tests' scratch
+    # clusters): only the automatic one is linked.
+    if [[ -z ${ET_STATE_DIR:-} && $STATE != "$LOCAL" && $(readlink "$LOCAL/stores" 2>/dev/null) != "$STATE" ]]; then
         ln -sfn "$STATE" "$LOCAL/stores"
         say "the stores' data lives in $STATE (linked from .local/stores): see README.md, 'Where the data lives'"
     fi
@@ -365,6 +370,16 @@ cmd_status() {
     return "$rc"
 }
 
+cmd_pg_restart() {
+    need_tools
+    resolve_state
+    lock
+    pg_running || die "postgres is not running: run start first"
+    say "restarting postgres (-m $1)"
+    as_pg "$PG_BIN/pg_ctl" restart -D "$PGDATA_DIR" -m "$1" -l "$PG_LOG" -w -t "$WAIT_SECONDS" \
+        >/dev/null 2>&1 9>&- || die "postgres did not restart$(log_reason "$PG_LOG") (log: $PG_LOG)"
+}
+
 cmd_psql() {
     [[ -x $PG_BIN/psql ]] || die "$PG_BIN/psql not found: install postgresql-client-15"
     export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=$PG_USER PGDATABASE=${PGDATABASE:-eventtrack}
@@ -377,7 +392,7 @@ cmd_env() {
 }
 
 usage() {
-    echo "usage: $PROG start|stop|status|psql [PSQL ARGS]|env" >&2
+    echo "usage: $PROG start|stop|status|psql [PSQL ARGS]|env|pg-restart fast|immediate" >&2
     exit 2
 }
 
@@ -392,6 +407,7 @@ case $cmd in
     status) (($# == 0)) || usage; cmd_status ;;
     psql)   cmd_psql "$@" ;;
     env)    (($# == 0)) || usage; cmd_env ;;
+    pg-restart) [[ $# == 1 && ( $1 == fast || $1 == immediate ) ]] || usage; cmd_pg_restart "$1" ;;
     -h|--help|help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) usage ;;
 esac

@@ -77,6 +77,9 @@ static const struct setting settings[] = {
                 "most envelopes in one analytics batch (default 1000)"),
     INT_SETTING("max_name_chars", max_name_chars, 1, 200,
                 "longest organization or event name and session title (default 200)"),
+    INT_SETTING("request_deadline_ms", request_deadline_ms, 100, 600000,
+                "milliseconds a request may wait on PostgreSQL before the connection is dropped and"
+                " the answer is 503 with Retry-After (default 5000)"),
     INT_SETTING("leaderboard_sync_ms", leaderboard_sync_ms, 10, 60000,
                 "pause between passes of the worker that makes Redis catch up (default 500)"),
     INT_SETTING("applied_retention_hours", applied_retention_hours, 1, 24 * 365,
@@ -107,6 +110,7 @@ static void config_defaults(struct config *cfg)
     cfg->json_max_depth = 32;
     cfg->analytics_batch_max = 1000;
     cfg->max_name_chars = 200;
+    cfg->request_deadline_ms = 5000;
     cfg->leaderboard_sync_ms = 500;
     cfg->applied_retention_hours = 168;
 }

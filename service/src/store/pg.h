@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "errors.h"
 #include "store/store.h"
@@ -60,6 +61,14 @@ const char *pg_constraint(const struct pg *db);     /* constraint named by it, "
 /* The raw connection, for the migration runner's multi-statement scripts. */
 PGconn *pg_conn(struct pg *db);
 
+
+/*
+ * The request's deadline, CLOCK_MONOTONIC in microseconds (0: none): a
+ * statement still unanswered then drops the connection and fails with 503
+ * (store/pg.c design note 6). pg_session() sets now + request_deadline_ms;
+ * a caller that knows its request started earlier may set it tighter.
+ */
+void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us);
 
 long pg_pool_connections(const struct pg_pool *pool);
 long pg_pool_errors(const struct pg_pool *pool);
