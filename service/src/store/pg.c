@@ -440,8 +440,11 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, bool unknown, st
         message = db->conn ? PQerrorMessage(db->conn) : "no connection";
 
     /* Log first: the message may live inside the connection we drop. */
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK || db->dead || sqlstate_drops(state))
-        return pg_lost(db, "connection lost", message, unknown, p);
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK || db->dead || sqlstate_drops(state)) {
+        char what[64];
+        snprintf(what, sizeof what, "connection dropped, SQLSTATE %s", state ? state : "none");
+        return pg_lost(db, what, message, unknown, p);
+    }
     if (state == NULL)
         state = "XX000";
     if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) {
