@@ -20,6 +20,8 @@
  */
 #include "harness.h"
 
+#include <libpq-fe.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -294,4 +296,146 @@ Test(pg_failover, hung_primary_answers_503_within_the_deadline_and_keeps_the_boa
             it_pause_ms(100);
     }
     cr_assert_eq(failed, 0, "the service did not recover after SIGCONT");
+}
+
+/* ---- 3. pg_auto_failover: the primary killed under keyed registrations ---- */
+
+#define HA_SH ET_SOURCE_DIR "/deploy/local/ha/postgres.sh"
+
+/* deploy/local/ha/postgres.sh ARGS; its stdout, or NULL when it failed. */
+static char *ha(const char *args)
+{
+    char *cmd = fmt("'%s' %s 2>>'%s/integration-pg-ha.log'", HA_SH, args, ET_IT_LOG_DIR);
+    FILE *f = popen(cmd, "r");
+    char *out = it_malloc(4096);
+    size_t n = 0;
+
+    cr_assert(f != NULL, "cannot run %s", cmd);
+    while (n < 4095 && fgets(out + n, (int)(4096 - n), f) != NULL)
+        n = strlen(out);
+    out[n] = '\0';
+    return pclose(f) == 0 ? out : NULL;
+}
+
+/* The data node `nodes` reports as primary, e.g. "node1"; NULL when none. */
+static char *ha_primary(void)
+{
+    char *nodes = ha("nodes");
+    char name[32], role[32];
+    int pgid, port;
+
+    for (char *line = nodes; line != NULL && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (sscanf(line, "%31s %31s %d %d", name, role, &pgid, &port) == 4 && strcmp(role, "primary") == 0)
+            return it_strdup(name);
+    return NULL;
+}
+
+struct keyed {
+    char *user, *key, *id;     /* id: from the 201, NULL until then */
+};
+
+/* One round: every pending registration at once (at most 16); a 503 or a
+ * transport failure stays pending and is retried with the same key and body.
+ * Returns the number of 201s; fails the test on a 500 or any other answer. */
+static int keyed_round(struct keyed *regs, int n, const char *ses, const char *org, int *next_new)
+{
+    struct http_par p[16] = {0};
+    int idx[16], m = 0, created = 0;
+
+    for (int i = 0; i < n && m < 16; i++) {
+        if (regs[i].id != NULL || i >= *next_new)
+            continue;
+        idx[m] = i;
+        p[m++].req = (struct http_req){
+            .method = "POST", .path = "/v1/registrations", .content_type = "application/json",
+            .idem_key = regs[i].key,
+            .body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
+                        "\"ticket_type\":\"standard\",\"price_paid\":99.0}", ses, regs[i].user, org)};
+    }
+    http_parallel(p, (size_t)m);
+    for (int j = 0; j < m; j++) {
+        struct http_resp *r = p[j].resp;
+        cr_assert(r->status != 500, "a 500 during the failover: %s", r->body);
+        cr_assert(r->status == 201 || r->status == 503 || r->status == 409 || r->status == 0,
+                  "unexpected %ld during the failover: %s", r->status, r->body);
+        if (r->status == 201) {
+            regs[idx[j]].id = it_strdup(jstr(resp_json(r), "id"));
+            created++;
+        }
+        http_resp_free(r);
+    }
+    return created;
+}
+
+Test(pg_failover, primary_killed_under_keyed_registrations_loses_no_201)
+{
+    enum { REGS = 160, KILL_AFTER = 40, CREDITS = 1000 };
+    if (getenv("ET_PG_HA_TESTS") == NULL || strcmp(getenv("ET_PG_HA_TESTS"), "1") != 0)
+        cr_skip_test("set ET_PG_HA_TESTS=1 (and ET_HA_PORT_BASE) to run it: deploy/local/ha/postgres.sh start");
+    cr_assert(ha("start") != NULL, "ha/postgres.sh start failed; see integration-pg-ha.log");
+    char *url = ha("url");
+    cr_assert(url != NULL);
+    url[strcspn(url, "\n")] = '\0';
+    char *env_db = fmt("EVENTTRACK_DATABASE_URL=%s", url);
+    const char *env[] = {env_db, NULL};
+    const char *margv[] = {ET_BINARY_PATH, "migrate", NULL};
+    struct run mr = run_binary(margv, env, 60000);
+    cr_assert(WIFEXITED(mr.status) && WEXITSTATUS(mr.status) == 0, "migrate: %s", mr.err);
+    const char *args[] = {"--threads", "8", NULL};
+    char *base = NULL;
+    service = spawn_service(args, env, ET_IT_LOG_DIR "/integration-service-pg-ha.log", &base);
+    setenv("ET_IT_BASE_URL", base, 1);
+
+    char *org = make_org(CREDITS);
+    char *evt = make_event(org);
+    char *ses = make_session(evt, "spk_1");
+    struct keyed regs[REGS] = {0};
+    for (int i = 0; i < REGS; i++) {
+        regs[i].user = it_id("u");
+        regs[i].key = it_id("k");
+    }
+    char *victim = NULL;
+    long long t_kill = 0, t_back = 0, until = it_now_ms() + 40000;
+    int done = 0, next_new = 16;
+    while (done < REGS && it_now_ms() < until) {
+        long long round_start = it_now_ms();
+        int got = keyed_round(regs, REGS, ses, org, &next_new);
+        done += got;
+        next_new = done + 16 < REGS ? done + 16 : REGS;
+        if (victim == NULL && done >= KILL_AFTER) {
+            victim = ha_primary();
+            cr_assert(victim != NULL, "no primary to kill");
+            cr_assert(ha(fmt("kill %s", victim)) != NULL);
+            t_kill = it_now_ms();
+        } else if (t_kill > 0 && t_back == 0 && got > 0 && round_start > t_kill) {
+            t_back = it_now_ms();
+        }
+        if (got == 0)
+            it_pause_ms(100);
+    }
+    cr_assert(victim != NULL && t_back > 0, "writes did not come back within 40 s of the kill");
+    fprintf(stderr, "pg_failover: primary %s killed (kill -KILL of its group): writes back after %lld ms;"
+                    " %d of %d keyed registrations answered 201\n", victim, t_back - t_kill, done, REGS);
+    cr_assert_eq(done, REGS, "registrations still unanswered after 40 s");
+
+    /* Every 201 is on the new primary, and the credits add up. */
+    PGconn *c = PQconnectdb(url);
+    cr_assert(PQstatus(c) == CONNECTION_OK, "new primary: %s", PQerrorMessage(c));
+    char *ids = it_strdup("{");
+    for (int i = 0; i < REGS; i++)
+        ids = fmt("%s%s\"%s\"", ids, i ? "," : "", regs[i].id);
+    ids = fmt("%s}", ids);
+    const char *pv[] = {ids, org};
+    PGresult *res = PQexecParams(c,
+                                 "SELECT (SELECT count(*) FROM registrations WHERE id = ANY($1::text[])),"
+                                 " (SELECT count(*) FROM registrations WHERE organization_id = $2)",
+                                 2, NULL, pv, NULL, NULL, 0);
+    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    long long present = atoll(PQgetvalue(res, 0, 0)), all = atoll(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    PQfinish(c);
+    cr_assert_eq(present, REGS, "only %lld of the %d acknowledged registrations survived", present, REGS);
+    cr_assert_eq(all, REGS, "%lld registrations for %d keys: a retry applied twice", all, REGS);
+    cr_assert_eq(get_balance(org) + all, CREDITS, "credits: balance + registrations != credited");
+    cr_assert(ha(fmt("restart %s", victim)) != NULL, "could not restart %s", victim);
 }

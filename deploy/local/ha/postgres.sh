@@ -35,7 +35,8 @@
 # true: one standby acknowledges each commit while one is healthy; the
 # monitor switches sync rep off when none is), no consensus store to run.
 # The monitor's health checks are shortened (1 s period, 3 s unhealthy
-# timeout) so a failover takes seconds, not the 20-30 s defaults: see
+# timeout, 5 s demote timeout; keepers' network_partition_timeout 3 s) so a
+# failover takes seconds, not the 20-50 s of the defaults: see
 # docs/adr/0014-store-failover-postgres.md for the measured outage.
 # Auth is trust on loopback only; no SSL (loopback).
 set -euo pipefail
@@ -142,7 +143,7 @@ create_monitor() {
 tune_monitor() {
     local setting
     for setting in health_check_period=1000 health_check_timeout=1000 health_check_max_retries=1 \
-        health_check_retry_delay=500 node_considered_unhealthy_timeout=3000; do
+        health_check_retry_delay=500 node_considered_unhealthy_timeout=3000 primary_demote_timeout=5000; do
         psql_at "$BASE" pg_auto_failover postgres "ALTER SYSTEM SET pgautofailover.${setting%%=*} = ${setting#*=}"
     done
     psql_at "$BASE" pg_auto_failover postgres "SELECT pg_reload_conf()" >/dev/null
@@ -155,6 +156,11 @@ create_node() {
     as_pg pg_autoctl create postgres --pgdata "$DIR/$node" --pgport "$(node_port "$node")" \
         --hostname 127.0.0.1 --listen 127.0.0.1 --name "$node" --dbname eventtrack --auth trust --no-ssl \
         --monitor "$(monitor_url)" >>"$DIR/$node.log" 2>&1 || die "creating $node failed (log: $DIR/$node.log)"
+    # A primary cut off from the monitor and its standbys demotes itself after
+    # this many seconds: less than the monitor's primary_demote_timeout (5 s),
+    # so a partitioned old primary stops taking writes before another node
+    # is promoted (no two primaries).
+    as_pg pg_autoctl config set --pgdata "$DIR/$node" timeout.network_partition_timeout 3 >/dev/null
 }
 
 # The service's role and database; created on the first primary, replicated.
