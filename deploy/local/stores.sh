@@ -13,6 +13,9 @@
 #   stores.sh status   print their state; exit 0 only when both are running
 #   stores.sh psql [ARGS]  psql as eventtrack (default db eventtrack)
 #   stores.sh env      print export lines for EVENTTRACK_DATABASE_URL/REDIS_URL
+#   stores.sh --ha start|stop|status|env
+#                      the same plus a pg_auto_failover formation
+#                      (deploy/local/ha/postgres.sh); env prints its URL
 #   stores.sh pg-restart fast|immediate
 #                      pg_ctl restart in that mode, waiting until it answers
 #                      (the fault tests of tests/integration/test_pg_failover.c)
@@ -392,21 +395,31 @@ cmd_env() {
 }
 
 usage() {
-    echo "usage: $PROG start|stop|status|psql [PSQL ARGS]|env|pg-restart fast|immediate" >&2
+    echo "usage: $PROG [--ha] start|stop|status|psql [PSQL ARGS]|env|pg-restart fast|immediate" >&2
     exit 2
 }
 
 check_port ET_PG_PORT "$PG_PORT"
 check_port ET_REDIS_PORT "$REDIS_PORT"
 
+# --ha: start|stop|status|env also drive a pg_auto_failover formation
+# (deploy/local/ha/postgres.sh, ports from ET_HA_PORT_BASE), and env points
+# the service at it with the multi-host URL (docs/adr/0014).
+HA_PG=()
+if [[ ${1:-} == --ha ]]; then
+    HA_PG=("$ROOT/deploy/local/ha/postgres.sh")
+    shift
+fi
+
 (($# >= 1)) || usage
 cmd=$1; shift
 case $cmd in
-    start)  (($# == 0)) || usage; cmd_start ;;
-    stop)   (($# == 0)) || usage; cmd_stop ;;
-    status) (($# == 0)) || usage; cmd_status ;;
+    start)  (($# == 0)) || usage; cmd_start; ((${#HA_PG[@]} == 0)) || "${HA_PG[@]}" start ;;
+    stop)   (($# == 0)) || usage; ((${#HA_PG[@]} == 0)) || "${HA_PG[@]}" stop; cmd_stop ;;
+    status) (($# == 0)) || usage; ((${#HA_PG[@]} == 0)) || "${HA_PG[@]}" status; cmd_status ;;
     psql)   cmd_psql "$@" ;;
-    env)    (($# == 0)) || usage; cmd_env ;;
+    env)    (($# == 0)) || usage; cmd_env
+            ((${#HA_PG[@]} == 0)) || echo "export EVENTTRACK_DATABASE_URL='$("${HA_PG[@]}" url)'" ;;
     pg-restart) [[ $# == 1 && ( $1 == fast || $1 == immediate ) ]] || usage; cmd_pg_restart "$1" ;;
     -h|--help|help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) usage ;;
