@@ -60,8 +60,11 @@ int main(int argc, char *argv[])
 {
     struct criterion_test_set *tests = criterion_initialize();
     /* A default per-test timeout, so a hung request fails one test instead of
-     * the run; --timeout / CRITERION_TIMEOUT still win. */
-    criterion_options.timeout = 60;
+     * the run; --timeout / CRITERION_TIMEOUT still win. Criterion caps every
+     * suite's own .timeout at this value, so it is the longest any suite
+     * declares (pg_failover makes a PostgreSQL cluster of its own: 30-50 s
+     * on a loaded 2-core machine before its test begins). */
+    criterion_options.timeout = 150;
     if (!criterion_handle_args(argc, argv, true)) {
         criterion_finalize(tests);
         return 0;

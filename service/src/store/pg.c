@@ -56,8 +56,8 @@
  *     outcome-unknown, so no 2xx is ever stored or sent for it.
  */
 #include "store/pg.h"
+#include "store/pg_trip.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -232,14 +232,6 @@ static void pg_check_idle(struct pg *db)
     }
 }
 
-static int64_t monotonic_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us)
 {
     db->deadline_us = deadline_monotonic_us;
@@ -265,7 +257,7 @@ struct pg *pg_session(struct pg_pool *pool, struct problem *p)
         thread_conn = db;
         pthread_setspecific(thread_conn_key, db);
     }
-    db->deadline_us = pool->deadline_ms > 0 ? monotonic_us() + pool->deadline_ms * 1000 : 0;
+    db->deadline_us = pool->deadline_ms > 0 ? pg_monotonic_us() + pool->deadline_ms * 1000 : 0;
     if (db->conn)
         pg_check_idle(db);
     if (db->conn == NULL && !pg_connect(db, pool->conninfo, p))
@@ -311,96 +303,6 @@ const char *pg_sqlstate(const struct pg *db)
 const char *pg_constraint(const struct pg *db)
 {
     return db->constraint;
-}
-
-/*
- * Design note 6: waits until the socket is ready for `events` or the
- * deadline passes (false). No deadline (0) waits as long as it takes.
- */
-static bool pg_wait(struct pg *db, short events)
-{
-    struct pollfd pfd = {.fd = PQsocket(db->conn), .events = events};
-    int rc;
-
-    do {
-        int timeout = -1;
-        if (db->deadline_us > 0) {
-            int64_t left = db->deadline_us - monotonic_us();
-            if (left <= 0)
-                return false;
-            timeout = (int)((left + 999) / 1000);
-        }
-        rc = poll(&pfd, 1, timeout);
-    } while (rc < 0 && errno == EINTR);
-    return rc != 0;
-}
-
-/* Which message goes out: a PREPARE, an EXECUTE of a prepared statement, or
- * a parameterless command in the simple protocol. */
-enum pg_send { SEND_PREPARE, SEND_EXECUTE, SEND_COMMAND };
-
-/* What became of one round trip (design note 6). */
-enum pg_trip {
-    TRIP_DONE,      /* *out holds the result, possibly an error the server sent */
-    TRIP_UNSENT,    /* the connection failed before the whole statement left */
-    TRIP_LOST,      /* the connection failed after: the outcome is unknown */
-    TRIP_EXPIRED,   /* the deadline passed: the outcome is unknown */
-};
-
-static bool pg_send(struct pg *db, enum pg_send how, const struct pg_stmt *st, const char *sql,
-                    const char *const *params)
-{
-    if (how == SEND_PREPARE)
-        return PQsendPrepare(db->conn, st->name, st->sql, st->nparams, NULL) == 1;
-    if (how == SEND_EXECUTE)
-        return PQsendQueryPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0) == 1;
-    return PQsendQuery(db->conn, sql) == 1;
-}
-
-/* Sends one statement and collects its results before the deadline. The
- * first error result wins; otherwise the last result is the answer. */
-static enum pg_trip pg_trip(struct pg *db, enum pg_send how, const struct pg_stmt *st,
-                            const char *sql, const char *const *params, PGresult **out)
-{
-    PGresult *r;
-    int flushed;
-
-    *out = NULL;
-    db->late_error = false;
-    if (!pg_send(db, how, st, sql, params))
-        return TRIP_UNSENT;
-    while ((flushed = PQflush(db->conn)) == 1) {
-        if (!pg_wait(db, POLLIN | POLLOUT))
-            return TRIP_EXPIRED;
-        if (!PQconsumeInput(db->conn))
-            return TRIP_UNSENT;
-    }
-    if (flushed < 0)
-        return TRIP_UNSENT;
-    for (;;) {
-        while (PQisBusy(db->conn) && PQstatus(db->conn) == CONNECTION_OK) {
-            if (!pg_wait(db, POLLIN)) {
-                PQclear(*out);
-                *out = NULL;
-                return TRIP_EXPIRED;
-            }
-            if (!PQconsumeInput(db->conn))
-                break;          /* PQgetResult below reports it without waiting */
-        }
-        if ((r = PQgetResult(db->conn)) == NULL)
-            break;
-        if (*out != NULL && PQresultStatus(*out) == PGRES_FATAL_ERROR) {
-            PQclear(r);
-        } else if (*out != NULL && PQresultStatus(r) == PGRES_FATAL_ERROR) {
-            db->late_error = true;      /* after a success: it may have committed */
-            PQclear(*out);
-            *out = r;
-        } else {
-            PQclear(*out);
-            *out = r;
-        }
-    }
-    return *out != NULL ? TRIP_DONE : TRIP_LOST;
 }
 
 /* Design note 4: a refused statement, logged with everything PostgreSQL said. */
@@ -499,15 +401,17 @@ static enum pg_trip pg_trip_stmt(struct pg *db, const struct pg_stmt *st, const 
 
     *unsent = true;
     if (st != NULL && !pg_prepared(db, st)) {
-        t = pg_trip(db, SEND_PREPARE, st, NULL, NULL, out);
+        t = pg_trip(db->conn, db->deadline_us, &(struct pg_call){SEND_PREPARE, st, NULL, NULL}, out,
+                    &db->late_error);
         if (t != TRIP_DONE || PQresultStatus(*out) != PGRES_COMMAND_OK)
             return t;
         PQclear(*out);
         if (db->nprepared < PG_MAX_PREPARED)
             db->prepared[db->nprepared++] = st;
     }
-    t = st != NULL ? pg_trip(db, SEND_EXECUTE, st, NULL, params, out)
-                   : pg_trip(db, SEND_COMMAND, NULL, sql, NULL, out);
+    t = pg_trip(db->conn, db->deadline_us,
+                &(struct pg_call){st != NULL ? SEND_EXECUTE : SEND_COMMAND, st, sql, params}, out,
+                &db->late_error);
     *unsent = t == TRIP_UNSENT;
     return t;
 }
