@@ -392,26 +392,31 @@ static bool pg_prepared(const struct pg *db, const struct pg_stmt *st)
     return false;
 }
 
-/* One round trip of a statement, preparing it first on a connection that has
- * not seen it. `unsent` says whether its effect surely did not happen. */
+/* One round trip of a statement (st) or command (sql), preparing st first on
+ * a connection that has not seen it. `unsent` says whether its effect surely
+ * did not happen. The PQsend* calls stay here, where scripts/check-sql sees
+ * that their SQL is a pg_stmt's or pg_command's constant. */
 static enum pg_trip pg_trip_stmt(struct pg *db, const struct pg_stmt *st, const char *sql,
                                  const char *const *params, PGresult **out, bool *unsent)
 {
     enum pg_trip t;
+    bool sent;
 
     *unsent = true;
     if (st != NULL && !pg_prepared(db, st)) {
-        t = pg_trip(db->conn, db->deadline_us, &(struct pg_call){SEND_PREPARE, st, NULL, NULL}, out,
-                    &db->late_error);
+        sent = PQsendPrepare(db->conn, st->name, st->sql, st->nparams, NULL) == 1;
+        t = pg_trip(db->conn, db->deadline_us, sent, out, &db->late_error);
         if (t != TRIP_DONE || PQresultStatus(*out) != PGRES_COMMAND_OK)
             return t;
         PQclear(*out);
         if (db->nprepared < PG_MAX_PREPARED)
             db->prepared[db->nprepared++] = st;
     }
-    t = pg_trip(db->conn, db->deadline_us,
-                &(struct pg_call){st != NULL ? SEND_EXECUTE : SEND_COMMAND, st, sql, params}, out,
-                &db->late_error);
+    if (st != NULL)
+        sent = PQsendQueryPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0) == 1;
+    else
+        sent = PQsendQuery(db->conn, sql) == 1;
+    t = pg_trip(db->conn, db->deadline_us, sent, out, &db->late_error);
     *unsent = t == TRIP_UNSENT;
     return t;
 }

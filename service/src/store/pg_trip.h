@@ -10,19 +10,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store/pg.h"
-
-/* Which message goes out: a PREPARE, an EXECUTE of a prepared statement, or
- * a parameterless command in the simple protocol. */
-enum pg_send { SEND_PREPARE, SEND_EXECUTE, SEND_COMMAND };
-
-struct pg_call {
-    enum pg_send how;
-    const struct pg_stmt *st;       /* SEND_PREPARE, SEND_EXECUTE */
-    const char *sql;                /* SEND_COMMAND */
-    const char *const *params;      /* SEND_EXECUTE */
-};
-
 /* What became of one round trip. */
 enum pg_trip {
     TRIP_DONE,      /* *out holds the result, possibly an error the server sent */
@@ -32,14 +19,15 @@ enum pg_trip {
 };
 
 /*
- * Sends c on conn (non-blocking) and collects its results until deadline_us
- * (CLOCK_MONOTONIC; 0: none). The first error result wins, else the last
- * result; *late_error says an error came after a success. *out is the
- * caller's to PQclear (NULL unless TRIP_DONE). The connection is left as it
- * is: after anything but TRIP_DONE the caller drops it.
+ * Finishes a statement the caller has just handed to PQsend* (sent: whether
+ * that call succeeded): flushes it on the non-blocking conn and collects its
+ * results until deadline_us (CLOCK_MONOTONIC; 0: none). The first error
+ * result wins, else the last result; *late_error says an error came after a
+ * success. *out is the caller's to PQclear (NULL unless TRIP_DONE). The
+ * connection is left as it is: after anything but TRIP_DONE the caller
+ * drops it.
  */
-enum pg_trip pg_trip(PGconn *conn, int64_t deadline_us, const struct pg_call *c, PGresult **out,
-                     bool *late_error);
+enum pg_trip pg_trip(PGconn *conn, int64_t deadline_us, bool sent, PGresult **out, bool *late_error);
 
 int64_t pg_monotonic_us(void);
 
