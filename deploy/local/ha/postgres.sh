@@ -227,7 +227,7 @@ cmd_stop() {
 cmd_url() {
     local hosts="" node
     for node in $(node_names); do hosts+="${hosts:+,}127.0.0.1:$(node_port "$node")"; done
-    echo "postgresql://eventtrack@$hosts/eventtrack?target_session_attrs=read-write&connect_timeout=2"
+    echo "postgresql://eventtrack@$hosts/eventtrack?target_session_attrs=read-write&connect_timeout=3"
 }
 
 cmd_nodes() {

@@ -43,9 +43,10 @@
  *     The answer is 503 with Retry-After, outcome-unknown for a write. Dead
  *     peers are found by TCP keepalives and tcp_user_timeout (on by default,
  *     a URL may override them) even on a connection nobody is waiting on.
- *     Connecting is bounded by connect_timeout per host (libpq, 2 s), not by
- *     the deadline: only libpq's blocking connect moves on to the next host
- *     of a multi-host URL when one hangs.
+ *     Connecting is bounded by connect_timeout per host (3 s: 2 s timed out
+ *     connects to a healthy server on a loaded machine), not by the
+ *     deadline: only libpq's blocking connect moves on to the next host of a
+ *     multi-host URL when one hangs.
  *  7. After 08xxx (connection), 57P01-57P03 (shutdown, crash, cannot
  *     connect now) and 25006 (read-only transaction: we reached a standby,
  *     e.g. an old primary after a failover) the connection is dropped and the
@@ -189,7 +190,7 @@ static bool pg_connect(struct pg *db, const char *conninfo, struct problem *p)
     static const char *const keys[] = {"connect_timeout", "application_name", "keepalives",
                                        "keepalives_idle", "keepalives_interval", "keepalives_count",
                                        "tcp_user_timeout", "dbname", NULL};
-    const char *values[] = {"2", "eventtrack", "1", "5", "2", "3", "9000", conninfo, NULL};
+    const char *values[] = {"3", "eventtrack", "1", "5", "2", "3", "9000", conninfo, NULL};
 
     db->conn = PQconnectdbParams(keys, values, 1);
     db->dead = db->commit_unknown = false;
