@@ -7,6 +7,7 @@
 #   packages.sh --test    the same plus TEST_PACKAGES: Criterion, libcurl's -dev,
 #                         clang, Node.js, Chromium, Graphviz... (scripts/test)
 #   packages.sh --bench   the serve set plus BENCH_PACKAGES (scripts/bench)
+#   packages.sh --ha      the serve set plus HA_PACKAGES (deploy/local/ha/)
 #
 # Why a script: scripts/serve and scripts/test call it first, so a fresh
 # machine needs no setup steps, while a ready one pays one dpkg-query and
@@ -64,6 +65,11 @@ TEST_PACKAGES=(
     # docs/diagrams (scripts/render-diagrams), one font for both
     chromium graphviz fonts-dejavu-core
 )
+# The failover lab (`packages.sh --ha`, deploy/local/ha/postgres.sh): Debian's
+# pg_auto_failover, the pg_autoctl command and the monitor's extension for
+# PostgreSQL 15.
+HA_PACKAGES=(pg-auto-failover-cli postgresql-15-auto-failover)
+
 # Node.js and npm only when missing (see the notes above).
 command -v node >/dev/null || TEST_PACKAGES+=(nodejs)
 command -v npm >/dev/null || TEST_PACKAGES+=(npm)
@@ -82,7 +88,8 @@ case ${1:-} in
     "") ;;
     --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
     --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
-    *) die "usage: $PROG [--test | --bench]" ;;
+    --ha) PACKAGES+=("${HA_PACKAGES[@]}") ;;
+    *) die "usage: $PROG [--test | --bench | --ha]" ;;
 esac
 
 command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian 12 only"

@@ -14,8 +14,12 @@
 #   stores.sh psql [ARGS]  psql as eventtrack (default db eventtrack)
 #   stores.sh env      print export lines for EVENTTRACK_DATABASE_URL/REDIS_URL
 #   stores.sh --ha CMD the same, plus the Redis Sentinel lab of deploy/local/ha/redis.sh
-#                      (ports from ET_HA_PORT_BASE, ADR 0014): start/stop/status act on it
-#                      too, and env prints its redis-sentinel:// URL
+#                      and a pg_auto_failover formation (deploy/local/ha/postgres.sh),
+#                      ports from ET_HA_PORT_BASE (ADR 0014): start/stop/status act on
+#                      them too, and env prints their redis-sentinel:// and multi-host URLs
+#   stores.sh pg-restart fast|immediate
+#                      pg_ctl restart in that mode, waiting until it answers
+#                      (the fault tests of tests/integration/test_pg_failover.c)
 #
 # Ports: ET_PG_PORT (default 25432), ET_REDIS_PORT (default 26379), both on
 # 127.0.0.1 only, and below Linux's ephemeral range (32768-60999): a client
@@ -147,7 +151,9 @@ pg_prepare_dirs() {
     [[ $STATE == "$LOCAL" ]] || mkdir -p -m 0755 "$(dirname "$STATE")"
     mkdir -p "$STATE" "$RUN_DIR" "$LOG_DIR"
     chmod 0755 "$STATE"
-    if [[ $STATE != "$LOCAL" && $(readlink "$LOCAL/stores" 2>/dev/null) != "$STATE" ]]; then
+    # ET_STATE_DIR is a choice the caller knows (the fault tests' scratch
+    # clusters): only the automatic one is linked.
+    if [[ -z ${ET_STATE_DIR:-} && $STATE != "$LOCAL" && $(readlink "$LOCAL/stores" 2>/dev/null) != "$STATE" ]]; then
         ln -sfn "$STATE" "$LOCAL/stores"
         say "the stores' data lives in $STATE (linked from .local/stores): see README.md, 'Where the data lives'"
     fi
@@ -368,6 +374,16 @@ cmd_status() {
     return "$rc"
 }
 
+cmd_pg_restart() {
+    need_tools
+    resolve_state
+    lock
+    pg_running || die "postgres is not running: run start first"
+    say "restarting postgres (-m $1)"
+    as_pg "$PG_BIN/pg_ctl" restart -D "$PGDATA_DIR" -m "$1" -l "$PG_LOG" -w -t "$WAIT_SECONDS" \
+        >/dev/null 2>&1 9>&- || die "postgres did not restart$(log_reason "$PG_LOG") (log: $PG_LOG)"
+}
+
 cmd_psql() {
     [[ -x $PG_BIN/psql ]] || die "$PG_BIN/psql not found: install postgresql-client-15"
     export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=$PG_USER PGDATABASE=${PGDATABASE:-eventtrack}
@@ -380,25 +396,41 @@ cmd_env() {
 }
 
 usage() {
-    echo "usage: $PROG [--ha] start|stop|status|psql [PSQL ARGS]|env" >&2
+    echo "usage: $PROG [--ha] start|stop|status|psql [PSQL ARGS]|env|pg-restart fast|immediate" >&2
     exit 2
 }
 
 check_port ET_PG_PORT "$PG_PORT"
 check_port ET_REDIS_PORT "$REDIS_PORT"
 
+# --ha: start|stop|status|env also drive the Redis Sentinel lab and a
+# pg_auto_failover formation (deploy/local/ha/, ports from ET_HA_PORT_BASE),
+# and env points the service at both (docs/adr/0014).
 HA=0
-HA_REDIS="$ROOT/deploy/local/ha/redis.sh"
+# Both labs take ten ports from a base: one base given for both keeps them
+# apart (Redis base+0..9, PostgreSQL base+10..19); unset, each uses its own.
+ha_redis() { "$ROOT/deploy/local/ha/redis.sh" "$@"; }
+ha_pg() {
+    if [[ -n ${ET_HA_PORT_BASE:-} ]]; then
+        ET_HA_PORT_BASE=$((ET_HA_PORT_BASE + 10)) "$ROOT/deploy/local/ha/postgres.sh" "$@"
+    else
+        "$ROOT/deploy/local/ha/postgres.sh" "$@"
+    fi
+}
 if [[ ${1:-} == --ha ]]; then HA=1; shift; fi
 (($# >= 1)) || usage
 cmd=$1; shift
 case $cmd in
-    start)  (($# == 0)) || usage; cmd_start; if ((HA)); then "$HA_REDIS" start; fi ;;
-    stop)   (($# == 0)) || usage; if ((HA)); then "$HA_REDIS" stop; fi; cmd_stop ;;
-    status) (($# == 0)) || usage; if ((HA)); then "$HA_REDIS" status; fi; cmd_status ;;
+    start)  (($# == 0)) || usage; cmd_start; if ((HA)); then ha_redis start; ha_pg start; fi ;;
+    stop)   (($# == 0)) || usage; if ((HA)); then ha_pg stop; ha_redis stop; fi; cmd_stop ;;
+    status) (($# == 0)) || usage; if ((HA)); then ha_redis status; ha_pg status; fi; cmd_status ;;
     psql)   cmd_psql "$@" ;;
     env)    (($# == 0)) || usage; cmd_env
-            if ((HA)); then echo "export EVENTTRACK_REDIS_URL=$("$HA_REDIS" url)/0"; fi ;;
+            if ((HA)); then
+                echo "export EVENTTRACK_REDIS_URL=$(ha_redis url)/0"
+                echo "export EVENTTRACK_DATABASE_URL='$(ha_pg url)'"
+            fi ;;
+    pg-restart) [[ $# == 1 && ( $1 == fast || $1 == immediate ) ]] || usage; cmd_pg_restart "$1" ;;
     -h|--help|help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) usage ;;
 esac

@@ -15,4 +15,10 @@ static inline uint64_t monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The same clock in microseconds, signed: deadlines are compared by subtraction. */
+static inline int64_t monotonic_us(void)
+{
+    return (int64_t)(monotonic_ns() / 1000u);
+}
+
 #endif

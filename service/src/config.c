@@ -81,6 +81,9 @@ static const struct setting settings[] = {
                 "most envelopes in one analytics batch"),
     INT_SETTING("max_name_chars", max_name_chars, 1, 200, 200,
                 "longest organization or event name and session title"),
+    INT_SETTING("request_deadline_ms", request_deadline_ms, 100, 600000, 5000,
+                "milliseconds a request may wait on PostgreSQL before the connection is dropped and"
+                " the answer is 503 with Retry-After"),
     INT_SETTING("leaderboard_sync_ms", leaderboard_sync_ms, 10, 60000, 500,
                 "pause between passes of the worker that makes Redis catch up"),
     INT_SETTING("applied_retention_hours", applied_retention_hours, 1, 24 * 365, 168,

@@ -46,6 +46,7 @@ struct config {
     long long json_max_depth;            /* request bodies nested deeper get 400 */
     long long analytics_batch_max;       /* envelopes in one analytics batch */
     long long max_name_chars;            /* names and titles */
+    long long request_deadline_ms;       /* longest a request waits on PostgreSQL, then 503 */
     long long leaderboard_sync_ms;       /* pause between passes of the convergence worker */
     long long applied_retention_hours;   /* a board's applied set outlives its last view by this */
     char log_format[8];                  /* "json" or "text" (log.h) */

@@ -66,6 +66,7 @@ enum et_err {
     X(PT_UNSUPPORTED_MEDIA_TYPE, ET_ERR_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type") \
     X(PT_PAYLOAD_TOO_LARGE, ET_ERR_TOO_LARGE, "payload-too-large", "Payload too large") \
     X(PT_STORE_UNAVAILABLE, ET_ERR_UNAVAILABLE, "store-unavailable", "Service unavailable") \
+    X(PT_OUTCOME_UNKNOWN, ET_ERR_UNAVAILABLE, "outcome-unknown", "Outcome unknown") \
     X(PT_SERVER_BUSY, ET_ERR_UNAVAILABLE, "server-busy", "Server busy") \
     X(PT_TOO_MANY_CONNECTIONS, ET_ERR_UNAVAILABLE, "too-many-connections", "Too many connections") \
     X(PT_INTERNAL_ERROR, ET_ERR_INTERNAL, "internal-error", "Internal server error") \

@@ -151,6 +151,8 @@ static int cmd_serve(const struct config *cfg)
     if (!fd_limit_raise(cfg) || !schema_current(cfg))
         return 1;
     app.pg = pg_pool_new(cfg->database_url);
+    if (app.pg != NULL)
+        pg_pool_set_deadline(app.pg, cfg->request_deadline_ms);
     app.redis = rds_pool_new(&cfg->redis);
     app.metrics = metrics_new(routes_count);
     for (size_t i = 0; app.metrics && i < routes_count; i++)

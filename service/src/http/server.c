@@ -318,9 +318,10 @@ static void exchange_begin(struct http_server *s, struct exchange *ex,
     req->app = s->app;
     request_id_assign(req->request_id, header(conn, "X-Request-Id"));
     log_set_request_id(req->request_id);
-    /* No request deadline is set yet (0): the handle carries it for the
-     * store verbs once one is. */
-    store_init(&ex->store, s->app->pg, s->app->redis, 0);
+    /* The deadline counts from the request's first byte: that is the wait
+     * the client sees (store/pg.c design note 6). */
+    store_init(&ex->store, s->app->pg, s->app->redis,
+               (int64_t)(ex->started_ns / 1000u) + s->app->cfg->request_deadline_ms * 1000);
     req->store = &ex->store;
     req->client_addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)->client_addr;
     req->method = http_method_parse(method);

@@ -29,15 +29,16 @@ void store_init_conns(struct store *st, struct pg *db, struct rds *r)
     *st = (struct store){.pg = db, .rds = r};
 }
 
-/* The one place a handle opens PostgreSQL: a deadline for the connection's
- * statements (pg_set_deadline, once it exists) belongs here. */
+/* The one place a handle opens PostgreSQL. pg_session() gives the
+ * connection the pool's default deadline from now; a request's handle knows
+ * when the request arrived, and that deadline is the one the client sees. */
 struct pg *store_pg(struct store *st, struct problem *p)
 {
     if (st->pg == NULL) {
         if (st->pg_pool == NULL)
             problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
-        else
-            st->pg = pg_session(st->pg_pool, p);
+        else if ((st->pg = pg_session(st->pg_pool, p)) != NULL && st->deadline_us != 0)
+            pg_set_deadline(st->pg, st->deadline_us);
     }
     return st->pg;
 }

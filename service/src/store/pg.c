@@ -12,9 +12,14 @@
  *  3. A connection can die while idle (server restart, failover, idle
  *     timeout). Before each use we poll the socket: an idle connection that
  *     became readable has an error or EOF waiting, so it is dropped and
- *     reopened before any statement is sent. No statement is ever resent
- *     after a failure in flight: for a write the outcome is unknown, and the
- *     client (with its Idempotency-Key) is the one who may safely retry.
+ *     reopened before any statement is sent. The server's goodbye (FATAL
+ *     57P01 on a shutdown) often arrives before its EOF: libpq hands an error
+ *     received while idle to the notice receiver, which marks the connection
+ *     dead (note 7). A statement is sent again on a new connection only when
+ *     the old one died under it outside a transaction and either it has no
+ *     effect (a SELECT, a BEGIN) or it never left whole (libpq failed to send
+ *     it); after any other failure in flight a write's outcome is unknown, and
+ *     the client (with its Idempotency-Key) is the one who may safely retry.
  *  4. SQLSTATE classes map to et_err in one function (pg_error); callers
  *     refine by constraint name where a rule has a specific answer. What
  *     PostgreSQL says (its message, SQLSTATE, constraint and relation names)
@@ -29,8 +34,30 @@
  *        connected --(lost / connect fails: log once)--> outage_logged
  *            ^                                               |
  *            +-------------(connect succeeds: log "back")-----+
+ *  6. Nothing blocks past the request's deadline (pg_set_deadline; by
+ *     default request_deadline_ms from pg_session). Statements go out with
+ *     libpq's asynchronous calls on a non-blocking connection and we poll the
+ *     socket until the deadline. On expiry the connection is dropped, never
+ *     cancelled: a cancel that lands while a COMMIT waits for a synchronous
+ *     standby makes PostgreSQL keep the commit locally and report success.
+ *     The answer is 503 with Retry-After, outcome-unknown for a write. Dead
+ *     peers are found by TCP keepalives and tcp_user_timeout (on by default,
+ *     a URL may override them) even on a connection nobody is waiting on.
+ *     Connecting is bounded by connect_timeout per host (3 s: 2 s timed out
+ *     connects to a healthy server on a loaded machine), not by the
+ *     deadline: only libpq's blocking connect moves on to the next host of a
+ *     multi-host URL when one hangs.
+ *  7. After 08xxx (connection), 57P01-57P03 (shutdown, crash, cannot
+ *     connect now) and 25006 (read-only transaction: we reached a standby,
+ *     e.g. an old primary after a failover) the connection is dropped and the
+ *     request answered 503; the next one reconnects, and a multi-host URL
+ *     with target_session_attrs=read-write finds the new primary. A WARNING
+ *     "canceling wait for synchronous replication" means the COMMIT is only
+ *     local and may vanish with a failover: the request answers 503
+ *     outcome-unknown, so no 2xx is ever stored or sent for it.
  */
 #include "store/pg.h"
+#include "store/pg_trip.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -38,13 +65,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define PG_MAX_PREPARED 64
 
 struct pg_pool {
     char *conninfo;
+    long long deadline_ms;                        /* design note 6; 0: none */
     atomic_long connections;
     atomic_long errors;
 };
@@ -57,6 +87,10 @@ struct pg {
     char sqlstate[6];
     char constraint[64];
     bool outage_logged;                           /* design note 5 */
+    bool dead;                                    /* the server said goodbye (note 7) */
+    bool commit_unknown;                          /* sync-rep wait canceled (note 7) */
+    bool late_error;                              /* an error after a success result */
+    int64_t deadline_us;                          /* CLOCK_MONOTONIC; 0: none (note 6) */
 };
 
 static pthread_key_t thread_conn_key;
@@ -103,12 +137,6 @@ void pg_pool_free(struct pg_pool *pool)
     free(pool);
 }
 
-static void notice_ignore(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 /* Design note 5: the first sign of an outage on this thread is logged. */
 static void outage_log(struct pg *db, const char *what, const char *message)
 {
@@ -120,14 +148,58 @@ static void outage_log(struct pg *db, const char *what, const char *message)
                               : "");
 }
 
+static bool sqlstate_is(const char *state, const char *prefix)
+{
+    return state != NULL && strncmp(state, prefix, strlen(prefix)) == 0;
+}
+
+/* Design note 7: an SQLSTATE after which this connection is no use. */
+static bool sqlstate_drops(const char *state)
+{
+    return sqlstate_is(state, SQLSTATE_CONNECTION_EXCEPTION_CLASS) ||
+           sqlstate_is(state, SQLSTATE_ADMIN_SHUTDOWN) || sqlstate_is(state, SQLSTATE_CRASH_SHUTDOWN) ||
+           sqlstate_is(state, SQLSTATE_CANNOT_CONNECT_NOW) ||
+           sqlstate_is(state, SQLSTATE_READ_ONLY_SQL_TRANSACTION);
+}
+
+/*
+ * Design note 7: what PostgreSQL says outside a result. An error that
+ * arrives while the connection is idle (the server's goodbye before it
+ * closes) reaches libpq's notice path, so this is where a dead connection
+ * is first seen; a commit whose synchronous-replication wait was cut short
+ * is reported only here, as a WARNING, while the COMMIT itself "succeeds".
+ */
+static void notice_receive(void *arg, const PGresult *res)
+{
+    struct pg *db = arg;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (message == NULL)
+        message = "";
+    if (strstr(message, "wait for synchronous replication") != NULL)
+        db->commit_unknown = true;
+    if (sqlstate_drops(state) ||
+        (severity != NULL && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)))
+        db->dead = true;
+    if (severity != NULL && strcmp(severity, "NOTICE") != 0 && strcmp(severity, "INFO") != 0 &&
+        strcmp(severity, "LOG") != 0 && strncmp(severity, "DEBUG", 5) != 0)
+        et_log(LL_WARN, "postgres", "%s %s: %.*s", severity, state ? state : "",
+               (int)strcspn(message, "\n"), message);
+}
+
+/* Design note 6: defaults first, so values in the user's string override them. */
 static bool pg_connect(struct pg *db, const char *conninfo, struct problem *p)
 {
-    /* Defaults first: values in the user's connection string override them. */
-    static const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {"3", "eventtrack", conninfo, NULL};
+    static const char *const keys[] = {"connect_timeout", "application_name", "keepalives",
+                                       "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                       "tcp_user_timeout", "dbname", NULL};
+    const char *values[] = {"3", "eventtrack", "1", "5", "2", "3", "9000", conninfo, NULL};
 
     db->conn = PQconnectdbParams(keys, values, 1);
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+    db->dead = db->commit_unknown = false;
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK || PQsetnonblocking(db->conn, 1) != 0) {
         outage_log(db, "unavailable, connect failed", db->conn ? PQerrorMessage(db->conn) : "out of memory");
         PQfinish(db->conn);
         db->conn = NULL;
@@ -139,7 +211,7 @@ static bool pg_connect(struct pg *db, const char *conninfo, struct problem *p)
     if (db->outage_logged)
         et_log(LL_INFO, "postgres", "reconnected");
     db->outage_logged = false;
-    PQsetNoticeProcessor(db->conn, notice_ignore, NULL);
+    PQsetNoticeReceiver(db->conn, notice_receive, db);
     if (db->pool)
         atomic_fetch_add(&db->pool->connections, 1);
     return true;
@@ -150,19 +222,30 @@ static void pg_check_idle(struct pg *db)
 {
     struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
 
-    if (PQstatus(db->conn) != CONNECTION_OK || pfd.fd < 0) {
+    if (PQstatus(db->conn) != CONNECTION_OK || pfd.fd < 0 || db->dead) {
         pg_disconnect(db);
         return;
     }
     if (poll(&pfd, 1, 0) > 0) {
         PGnotify *n;
-        if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK) {
-            pg_disconnect(db);
-            return;
-        }
+        /* PQconsumeInput only reads; PQnotifies parses, which is what hands
+         * a goodbye to notice_receive. */
+        bool read = PQconsumeInput(db->conn);
         while ((n = PQnotifies(db->conn)) != NULL)
             PQfreemem(n);
+        if (!read || PQstatus(db->conn) != CONNECTION_OK || db->dead)
+            pg_disconnect(db);
     }
+}
+
+void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us)
+{
+    db->deadline_us = deadline_monotonic_us;
+}
+
+void pg_pool_set_deadline(struct pg_pool *pool, long long deadline_ms)
+{
+    pool->deadline_ms = deadline_ms;
 }
 
 struct pg *pg_session(struct pg_pool *pool, struct problem *p)
@@ -180,6 +263,7 @@ struct pg *pg_session(struct pg_pool *pool, struct problem *p)
         thread_conn = db;
         pthread_setspecific(thread_conn_key, db);
     }
+    db->deadline_us = pool->deadline_ms > 0 ? monotonic_us() + pool->deadline_ms * 1000 : 0;
     if (db->conn)
         pg_check_idle(db);
     if (db->conn == NULL && !pg_connect(db, pool->conninfo, p))
@@ -234,8 +318,25 @@ static void refusal_log(const char *state, const char *constraint, const char *m
             constraint[0] ? ", constraint " : "", constraint, (int)strcspn(message, "\n"), message);
 }
 
+/* Design notes 6 and 7: a connection given up on; the client learns whether
+ * its write may have happened (outcome-unknown) or surely did not. */
+static enum et_err pg_lost(struct pg *db, const char *what, const char *message, bool unknown,
+                           struct problem *p)
+{
+    outage_log(db, what, message);
+    pg_disconnect(db);
+    if (db->pool)
+        atomic_fetch_add(&db->pool->errors, 1);
+    if (unknown)
+        return problem_set(p, ET_ERR_UNAVAILABLE, PT_OUTCOME_UNKNOWN,
+                           "PostgreSQL did not confirm the write; it may or may not have taken"
+                           " effect: retry with the same Idempotency-Key");
+    return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
+                       "the connection to PostgreSQL was lost");
+}
+
 /* Design note 4: the one SQLSTATE -> et_err mapping; the details stay in the log. */
-static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *p)
+static enum et_err pg_error(struct pg *db, const PGresult *res, bool unknown, struct problem *p)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
@@ -246,14 +347,11 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
     if (!message)
         message = db->conn ? PQerrorMessage(db->conn) : "no connection";
 
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
-        /* Log first: the message may live inside the connection we drop. */
-        outage_log(db, "connection lost", message);
-        pg_disconnect(db);
-        if (db->pool)
-            atomic_fetch_add(&db->pool->errors, 1);
-        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
-                           "the connection to PostgreSQL was lost");
+    /* Log first: the message may live inside the connection we drop. */
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK || db->dead || sqlstate_drops(state)) {
+        char what[64];
+        snprintf(what, sizeof what, "connection dropped, SQLSTATE %s", state ? state : "none");
+        return pg_lost(db, what, message, unknown, p);
     }
     if (state == NULL)
         state = SQLSTATE_INTERNAL_ERROR;
@@ -278,8 +376,7 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
         return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");
     }
-    if (strncmp(state, SQLSTATE_CONNECTION_EXCEPTION_CLASS, 2) == 0 ||
-        strncmp(state, SQLSTATE_INSUFFICIENT_RESOURCES_CLASS, 2) == 0) {
+    if (strncmp(state, SQLSTATE_INSUFFICIENT_RESOURCES_CLASS, 2) == 0) {
         outage_log(db, "unavailable", message);
         return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "PostgreSQL is unavailable or overloaded; retry");
@@ -288,45 +385,117 @@ static enum et_err pg_error(struct pg *db, const PGresult *res, struct problem *
     return problem_set(p, ET_ERR_INTERNAL, NULL, "a database statement failed");
 }
 
-static bool pg_prepare(struct pg *db, const struct pg_stmt *st, struct problem *p)
+/* Design note 6: a statement that may be sent again on a fresh connection
+ * when the first one died under it: it reads, or it opens a transaction. */
+static bool stmt_repeatable(const char *sql)
 {
-    PGresult *res;
+    return strncmp(sql, "SELECT ", 7) == 0 || strcmp(sql, "BEGIN") == 0;
+}
 
+static bool pg_prepared(const struct pg *db, const struct pg_stmt *st)
+{
     for (size_t i = 0; i < db->nprepared; i++)
         if (db->prepared[i] == st)
             return true;
-    res = PQprepare(db->conn, st->name, st->sql, st->nparams, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pg_error(db, res, p);
-        PQclear(res);
-        return false;
+    return false;
+}
+
+/* One round trip of a statement (st) or command (sql), preparing st first on
+ * a connection that has not seen it. `unsent` says whether its effect surely
+ * did not happen. The PQsend* calls stay here, where scripts/check-sql sees
+ * that their SQL is a pg_stmt's or pg_command's constant. */
+static enum pg_trip pg_trip_stmt(struct pg *db, const struct pg_stmt *st, const char *sql,
+                                 const char *const *params, PGresult **out, bool *unsent)
+{
+    enum pg_trip t;
+    bool sent;
+
+    *unsent = true;
+    if (st != NULL && !pg_prepared(db, st)) {
+        sent = PQsendPrepare(db->conn, st->name, st->sql, st->nparams, NULL) == 1;
+        t = pg_trip(db->conn, db->deadline_us, sent, out, &db->late_error);
+        if (t != TRIP_DONE || PQresultStatus(*out) != PGRES_COMMAND_OK)
+            return t;
+        PQclear(*out);
+        if (db->nprepared < PG_MAX_PREPARED)
+            db->prepared[db->nprepared++] = st;
     }
+    if (st != NULL)
+        sent = PQsendQueryPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0) == 1;
+    else
+        sent = PQsendQuery(db->conn, sql) == 1;
+    t = pg_trip(db->conn, db->deadline_us, sent, out, &db->late_error);
+    *unsent = t == TRIP_UNSENT;
+    return t;
+}
+
+/*
+ * Design notes 3, 6 and 7: runs a prepared statement (st) or a command
+ * (sql) under the deadline. A connection that dies under a statement outside
+ * a transaction is replaced once, and the statement sent again, when its
+ * effect surely did not happen or it has none. NULL with p filled on failure.
+ */
+static PGresult *pg_run(struct pg *db, const struct pg_stmt *st, const char *sql,
+                        const char *const *params, struct problem *p)
+{
+    const char *text = st != NULL ? st->sql : sql;
+    bool outside = db->conn != NULL && PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+    bool write = !stmt_repeatable(text);
+    bool commits = outside ? write : strcmp(text, "COMMIT") == 0;   /* unknown if lost */
+    PGresult *res = NULL;
+
+    db->sqlstate[0] = db->constraint[0] = '\0';
+    for (int attempt = 0;; attempt++) {
+        bool unsent;
+        enum pg_trip t;
+        if (db->conn == NULL) {
+            if (attempt == 0 || db->pool == NULL || !pg_connect(db, db->pool->conninfo, p)) {
+                if (attempt == 0)
+                    problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
+                return NULL;
+            }
+        }
+        db->commit_unknown = false;
+        t = pg_trip_stmt(db, st, sql, params, &res, &unsent);
+        if (t == TRIP_EXPIRED) {
+            pg_lost(db, "deadline passed", "no answer within the request deadline", commits, p);
+            return NULL;
+        }
+        if (t == TRIP_DONE && !db->dead && PQstatus(db->conn) == CONNECTION_OK &&
+            !sqlstate_drops(PQresultErrorField(res, PG_DIAG_SQLSTATE)))
+            break;
+        if (attempt > 0 || !outside || db->pool == NULL || (write && !unsent))
+            break;
+        PQclear(res);
+        res = NULL;
+        outage_log(db, "connection lost, statement sent again on a new connection",
+                   PQerrorMessage(db->conn));
+        pg_disconnect(db);
+    }
+    if (res != NULL && db->commit_unknown) {
+        PQclear(res);
+        pg_lost(db, "a commit's synchronous replication wait was canceled",
+                "committed locally, maybe not on a standby", true, p);
+        return NULL;
+    }
+    if (res != NULL && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK))
+        return res;
+    /* An error the server sent (it has an SQLSTATE) instead of a success
+     * means the statement did not take effect: a FATAL is raised only where
+     * interrupts are allowed, never inside a commit, and a sync-rep wait cut
+     * short says so first (commit_unknown). An error libpq made up after a
+     * loss, or one after a success, leaves the outcome unknown. */
+    pg_error(db, res,
+             commits && (res == NULL || db->late_error || PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL),
+             p);
     PQclear(res);
-    if (db->nprepared < PG_MAX_PREPARED)
-        db->prepared[db->nprepared++] = st;
-    return true;
+    return NULL;
 }
 
 PGresult *pg_exec(struct pg *db, const struct pg_stmt *st, const char *const *params,
                   struct problem *p)
 {
-    PGresult *res;
-    ExecStatusType status;
-
-    db->sqlstate[0] = db->constraint[0] = '\0';
-    if (db->conn == NULL) {
-        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
-        return NULL;
-    }
-    if (!pg_prepare(db, st, p))
-        return NULL;
-    res = PQexecPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0);
-    status = PQresultStatus(res);
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
-        return res;
-    pg_error(db, res, p);
-    PQclear(res);
-    return NULL;
+    return pg_run(db, st, NULL, params, p);
 }
 
 PGresult *pg_exec_row(struct pg *db, const struct pg_stmt *st, const char *const *params,
@@ -344,17 +513,10 @@ PGresult *pg_exec_row(struct pg *db, const struct pg_stmt *st, const char *const
 
 enum et_err pg_command(struct pg *db, const char *sql, struct problem *p)
 {
-    PGresult *res;
+    PGresult *res = pg_run(db, NULL, sql, NULL, p);
 
-    db->sqlstate[0] = db->constraint[0] = '\0';
-    if (db->conn == NULL)
-        return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "PostgreSQL is unavailable");
-    res = PQexec(db->conn, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        enum et_err err = pg_error(db, res, p);
-        PQclear(res);
-        return err;
-    }
+    if (res == NULL)
+        return p->err;
     PQclear(res);
     return ET_OK;
 }

@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "errors.h"
 #include "store/store.h"
@@ -18,6 +19,7 @@
  * two-character one is a class, compared with strncmp(state, CLASS, 2). */
 #define SQLSTATE_CONNECTION_EXCEPTION_CLASS "08"
 #define SQLSTATE_DATA_EXCEPTION_CLASS "22"
+#define SQLSTATE_READ_ONLY_SQL_TRANSACTION "25006"
 #define SQLSTATE_INTEGRITY_VIOLATION_CLASS "23"
 #define SQLSTATE_FOREIGN_KEY_VIOLATION "23503"
 #define SQLSTATE_UNIQUE_VIOLATION "23505"
@@ -27,6 +29,9 @@
 #define SQLSTATE_INSUFFICIENT_RESOURCES_CLASS "53"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_OPERATOR_INTERVENTION_CLASS "57"
+#define SQLSTATE_ADMIN_SHUTDOWN "57P01"
+#define SQLSTATE_CRASH_SHUTDOWN "57P02"
+#define SQLSTATE_CANNOT_CONNECT_NOW "57P03"
 #define SQLSTATE_INTERNAL_ERROR "XX000"
 
 struct pg_pool;     /* process-wide: connection string and counters */
@@ -85,6 +90,14 @@ const char *pg_constraint(const struct pg *db);     /* constraint named by it, "
 /* The raw connection, for the migration runner's multi-statement scripts. */
 PGconn *pg_conn(struct pg *db);
 
+
+/*
+ * The request's deadline, CLOCK_MONOTONIC in microseconds (0: none): a
+ * statement still unanswered then drops the connection and fails with 503
+ * (store/pg.c design note 6). pg_session() sets now + request_deadline_ms;
+ * a caller that knows its request started earlier may set it tighter.
+ */
+void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us);
 
 long pg_pool_connections(const struct pg_pool *pool);
 long pg_pool_errors(const struct pg_pool *pool);

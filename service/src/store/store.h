@@ -26,6 +26,8 @@ struct redis_target;
 /* Lifecycle (main.c). Pools are process-wide handles; connections hang off
  * them per worker thread. One-off connections serve the CLI commands. */
 struct pg_pool *pg_pool_new(const char *conninfo);
+/* The deadline pg_session() gives each request, in ms; 0: none (store/pg.c note 6). */
+void pg_pool_set_deadline(struct pg_pool *pool, long long deadline_ms);
 void pg_pool_free(struct pg_pool *pool);                         /* NULL is a no-op */
 struct rds_pool *rds_pool_new(const struct redis_target *target);
 void rds_pool_free(struct rds_pool *pool);                       /* NULL is a no-op */
