@@ -70,6 +70,7 @@ struct registration {
     char ticket_type[TICKET_TYPE_MAX + 1];
     char price_paid[MONEY_BYTES];          /* canonical "123.45" */
     char registered_at[TIMESTAMP_BYTES];
+    char cancelled_at[TIMESTAMP_BYTES];    /* empty: active (JSON null) */
     long long credits_remaining;
 };
 

@@ -52,6 +52,8 @@ static const struct {
     {"invalid-token", "Invalid credentials"},
     {"invalid-framing", "Invalid message framing"},
     {"server-busy", "Server busy"},
+    {"registration-cancelled", "Registration already cancelled"},
+    {"invalid-cursor", "Invalid cursor"},
 };
 
 static const char *problem_title(enum et_err err, const char *slug)

@@ -26,6 +26,7 @@ const struct route routes[] = {
 
     {HTTP_POST,   "/v1/registrations",                                   api_registrations_create, ACCESS_TENANT, true},
     {HTTP_GET,    "/v1/registrations/{registration_id}",                 api_registrations_get,    ACCESS_TENANT, false},
+    {HTTP_DELETE, "/v1/registrations/{registration_id}",                 api_registrations_cancel, ACCESS_TENANT, false},
 
     {HTTP_POST,   "/v1/analytics/events",                                api_analytics_ingest,     ACCESS_TENANT, true},
 

@@ -54,6 +54,9 @@ void api_sessions_get(struct request *req, struct response *res);
 void api_registrations_create(struct request *req, struct response *res);
 void api_registrations_get(struct request *req, struct response *res);
 
+/* cancel.c */
+void api_registrations_cancel(struct request *req, struct response *res);
+
 /* analytics.c */
 void api_analytics_ingest(struct request *req, struct response *res);
 

@@ -160,14 +160,16 @@ static const struct pg_stmt stmt_refusal = {
     ")"
     "SELECT (SELECT balance FROM organization_balances WHERE organization_id = $1),"
     "       (SELECT organization_id FROM sessions WHERE id = $2),"
-    "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3)"
+    "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3"
+    "                AND cancelled_at IS NULL)"
     "  FROM open",
     3};
 
 static const struct pg_stmt stmt_get = {
     "registrations_get",
     "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
-    SQL_RFC3339("r.registered_at") ", b.balance"
+    SQL_RFC3339("r.registered_at") ", b.balance, "
+    "       coalesce(" SQL_RFC3339("r.cancelled_at") ", '')"
     "  FROM registrations r JOIN organization_balances b ON b.organization_id = r.organization_id"
     " WHERE r.id = $1 AND ($2::text IS NULL OR r.organization_id = $2::text)",
     2};
@@ -416,6 +418,7 @@ enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
     snprintf(out->price_paid, sizeof out->price_paid, "%s", PQgetvalue(res, 0, 5));
     snprintf(out->registered_at, sizeof out->registered_at, "%s", PQgetvalue(res, 0, 6));
     out->credits_remaining = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    snprintf(out->cancelled_at, sizeof out->cancelled_at, "%s", PQgetvalue(res, 0, 8));
     PQclear(res);
     return ET_OK;
 }

@@ -104,6 +104,11 @@ enum et_err registrations_create(struct pg *db, struct registration *r, const ch
                                  struct problem *p);
 enum et_err registrations_get(struct pg *db, const char *id, const char *tenant,
                               struct registration *out, struct problem *p);
+/* Cancels an active registration and refunds its credit in one statement
+ * (store/cancel.c): ET_ERR_CONFLICT "registration-cancelled" when it already
+ * is; *out is the cancelled registration with the balance left. */
+enum et_err registrations_cancel(struct pg *db, const char *id, const char *tenant,
+                                 struct registration *out, struct problem *p);
 /* Group commit (design note 7 there): groups saved and registrations in them. */
 void registrations_group_stats(long *groups, long *grouped);
 
