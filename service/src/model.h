@@ -74,6 +74,16 @@ struct registration {
     long long credits_remaining;
 };
 
+/* One credit_ledger row, as the ledger list shows it. */
+struct ledger_entry {
+    char id[24];                           /* bigint identity, as text */
+    char kind[24];                         /* opening_balance, top_up, registration, refund */
+    long long delta;
+    char registration_id[ID_MAX + 1];      /* empty: none (JSON null) */
+    char reason[TEXT_BYTES(REASON_MAX_CHARS)]; /* empty: none (JSON null) */
+    char created_at[TIMESTAMP_BYTES];
+};
+
 enum ingest_status { INGEST_CREATED, INGEST_DUPLICATE, INGEST_REJECTED };
 
 /* One analytics envelope on its way in, and what became of it. */

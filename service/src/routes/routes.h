@@ -54,6 +54,12 @@ void api_sessions_get(struct request *req, struct response *res);
 void api_registrations_create(struct request *req, struct response *res);
 void api_registrations_get(struct request *req, struct response *res);
 
+/* lists.c */
+void api_events_list(struct request *req, struct response *res);
+void api_sessions_list(struct request *req, struct response *res);
+void api_session_registrations_list(struct request *req, struct response *res);
+void api_ledger_list(struct request *req, struct response *res);
+
 /* cancel.c */
 void api_registrations_cancel(struct request *req, struct response *res);
 

@@ -113,6 +113,32 @@ enum et_err registrations_cancel(struct pg *db, const char *id, const char *tena
 void registrations_group_stats(long *groups, long *grouped);
 
 /*
+ * Lists, newest first, by keyset pagination (store/lists.c, docs/adr/0015).
+ * A page is the rows strictly after (after_key, after_id) in the list's
+ * order, at most `limit`; *more tells whether another page follows. The
+ * listed resource (scope) must exist and, with a tenant, be its own:
+ * otherwise not_found, exactly as a missing one. A row's position is
+ * (created_at or registered_at, id), and for the ledger (id, id).
+ */
+#define LIST_LIMIT_MAX 200
+struct list_query {
+    const char *scope;             /* the organization, event or session listed */
+    const char *tenant;            /* NULL: the admin, any */
+    const char *filter;            /* status= or kind= value; NULL: none */
+    const char *after_key;         /* the last row's position; NULL: first page */
+    const char *after_id;
+    long long limit;               /* 1 .. LIST_LIMIT_MAX */
+};
+enum et_err events_list(struct pg *db, const struct list_query *q, struct event *out,
+                        size_t *count, bool *more, struct problem *p);
+enum et_err sessions_list(struct pg *db, const struct list_query *q, struct session *out,
+                          size_t *count, bool *more, struct problem *p);
+enum et_err registrations_list(struct pg *db, const struct list_query *q, struct registration *out,
+                               size_t *count, bool *more, struct problem *p);
+enum et_err ledger_list(struct pg *db, const struct list_query *q, struct ledger_entry *out,
+                        size_t *count, bool *more, struct problem *p);
+
+/*
  * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
  * transaction with its stored response:
  *   idempotency_begin  -> ET_OK and *replay set: answer *status / body as stored;
