@@ -84,6 +84,23 @@ struct ledger_entry {
     char created_at[TIMESTAMP_BYTES];
 };
 
+/* One logged analytics event, as GET /v1/analytics/events shows it. */
+struct analytics_row {
+    char event_id[ID_MAX + 1];
+    char event_type[EVENT_TYPE_MAX + 1];
+    char user_id[ID_MAX + 1];
+    char occurred_at[TIMESTAMP_BYTES];
+    char received_at[TIMESTAMP_BYTES];
+    char seq[24];                          /* the log's order: the cursor's tie-breaker */
+    char *payload;                         /* JSON text; owned, freed by analytics_rows_free */
+};
+
+/* One time bucket of GET /v1/analytics/counts. */
+struct analytics_bucket {
+    char start[TIMESTAMP_BYTES];
+    long long count;
+};
+
 enum ingest_status { INGEST_CREATED, INGEST_DUPLICATE, INGEST_REJECTED };
 
 /* One analytics envelope on its way in, and what became of it. */

@@ -117,6 +117,9 @@ const promises = [
     ['GET', `/v1/organizations/acme-${T}/ledger`, 200, 'refund +1, top_up +10, registration -1 twice, opening_balance +2',
         (j) => j && JSON.stringify(j.items.map((e) => [e.kind, e.delta])) ===
             '[["refund",1],["top_up",10],["registration",-1],["registration",-1],["opening_balance",2]]'],
+    ['GET', `/v1/analytics/counts?event_type=sponsor_scan&bucket=hour&since=[0-9-]+T00:00:00Z&until=[0-9-]+T00:00:00Z`, 200,
+        'sponsor scans per hour today (empty hours are listed with count 0)',
+        (j) => j && j.items.length === 24 && j.items.reduce((n, b) => n + b.count, 0) === 1],
 ];
 promises.forEach(([method, pathRe, status, comment, bodyOk], i) => {
     const c = calls[i];

@@ -33,7 +33,7 @@ struct list_args {
     char id[ID_MAX + 1];
 };
 
-static bool parse_limit(const char *query, long long *limit)
+bool list_limit_parse(const char *query, long long *limit)
 {
     char text[16], *end;
     long long v;
@@ -84,7 +84,7 @@ static bool list_args_parse(struct request *req, struct response *res, const cha
     memset(a, 0, sizeof *a);
     a->q.scope = scope;
     a->q.tenant = req_tenant(req);
-    if (!parse_limit(req->query, &a->q.limit)) {
+    if (!list_limit_parse(req->query, &a->q.limit)) {
         respond_error(res, ET_ERR_MALFORMED, "invalid-query",
                       "limit must be an integer from 1 to %d", LIST_LIMIT_MAX);
         return false;

@@ -33,6 +33,8 @@ const struct route routes[] = {
     {HTTP_DELETE, "/v1/registrations/{registration_id}",                 api_registrations_cancel, ACCESS_TENANT, false},
 
     {HTTP_POST,   "/v1/analytics/events",                                api_analytics_ingest,     ACCESS_TENANT, true},
+    {HTTP_GET,    "/v1/analytics/events",                                api_analytics_list,       ACCESS_TENANT, false},
+    {HTTP_GET,    "/v1/analytics/counts",                                api_analytics_counts,     ACCESS_TENANT, false},
 
     {HTTP_GET,    "/v1/events/{event_id}/leaderboard",                   api_leaderboard_top,      ACCESS_PUBLIC, false},
     {HTTP_GET,    "/v1/events/{event_id}/leaderboard/speakers/{speaker_id}", api_leaderboard_speaker, ACCESS_PUBLIC, false},

@@ -175,6 +175,32 @@ enum et_err analytics_ingest(struct pg *db, struct rds_pool *redis, const char *
                              struct analytics_event *events, size_t count, struct problem *p);
 
 /*
+ * Reading the analytics log (store/analytics_query.c, docs/adr/0015). A
+ * filter field left NULL does not filter; `payload` is a JSON object's text,
+ * matched by containment (payload @> it). `tenant` NULL: every organization
+ * (the admin). since <= occurred_at < until.
+ */
+struct analytics_filter {
+    const char *tenant;
+    const char *event_type;
+    const char *user_id;
+    const char *since, *until;     /* RFC 3339 */
+    const char *payload;
+};
+/* Newest first by (occurred_at, seq), after (after_key, after_id) when set;
+ * out has room for limit rows, whose payloads the caller frees with
+ * analytics_rows_free. */
+enum et_err analytics_list(struct pg *db, const struct analytics_filter *f, const char *after_key,
+                           const char *after_id, long long limit, struct analytics_row *out,
+                           size_t *count, bool *more, struct problem *p);
+void analytics_rows_free(struct analytics_row *rows, size_t count);   /* NULL is a no-op */
+/* Counts per `bucket` ("minute", "hour", "day") from since to until, empty
+ * buckets included, oldest first; out has room for `max` buckets. */
+enum et_err analytics_counts(struct pg *db, const struct analytics_filter *f, const char *bucket,
+                             struct analytics_bucket *out, size_t max, size_t *count,
+                             struct problem *p);
+
+/*
  * Leaderboards, constraint B (store/leaderboards.c). Reads touch Redis only.
  * Writes apply committed views exactly once; leaderboard_sync is one pass of
  * the convergence worker (design notes in leaderboards.c).
