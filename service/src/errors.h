@@ -45,6 +45,7 @@ enum et_err {
     X(PT_OK, ET_OK, "ok", "OK") \
     X(PT_MALFORMED_JSON, ET_ERR_MALFORMED, "malformed-json", "Malformed request") \
     X(PT_INVALID_QUERY, ET_ERR_MALFORMED, "invalid-query", "Invalid query parameter") \
+    X(PT_INVALID_CURSOR, ET_ERR_MALFORMED, "invalid-cursor", "Invalid cursor") \
     X(PT_INVALID_HEADER, ET_ERR_BAD_HEADER, "invalid-header", "Invalid header") \
     X(PT_INVALID_FRAMING, ET_ERR_BAD_HEADER, "invalid-framing", "Invalid message framing") \
     X(PT_VALIDATION_FAILED, ET_ERR_INVALID, "validation-failed", "Validation failed") \
@@ -52,6 +53,7 @@ enum et_err {
     X(PT_NOT_FOUND, ET_ERR_NOT_FOUND, "not-found", "Not found") \
     X(PT_CONFLICT, ET_ERR_CONFLICT, "conflict", "Conflict") \
     X(PT_ALREADY_REGISTERED, ET_ERR_CONFLICT, "already-registered", "Already registered") \
+    X(PT_REGISTRATION_CANCELLED, ET_ERR_CONFLICT, "registration-cancelled", "Registration already cancelled") \
     X(PT_ALREADY_EXISTS, ET_ERR_CONFLICT, "already-exists", "Already exists") \
     X(PT_EVENT_ID_CONFLICT, ET_ERR_CONFLICT, "event-id-conflict", "Event id conflict") \
     X(PT_IDEMPOTENCY_KEY_IN_PROGRESS, ET_ERR_CONFLICT, "idempotency-key-in-progress", "Request with this key in progress") \

@@ -70,7 +70,35 @@ struct registration {
     char ticket_type[TICKET_TYPE_MAX + 1];
     char price_paid[MONEY_BYTES];          /* canonical "123.45" */
     char registered_at[TIMESTAMP_BYTES];
+    char cancelled_at[TIMESTAMP_BYTES];    /* empty: active (JSON null) */
     long long credits_remaining;
+};
+
+/* One credit_ledger row, as the ledger list shows it. */
+struct ledger_entry {
+    char id[24];                           /* bigint identity, as text */
+    char kind[24];                         /* opening_balance, top_up, registration, refund */
+    long long delta;
+    char registration_id[ID_MAX + 1];      /* empty: none (JSON null) */
+    char reason[TEXT_BYTES(REASON_MAX_CHARS)]; /* empty: none (JSON null) */
+    char created_at[TIMESTAMP_BYTES];
+};
+
+/* One logged analytics event, as GET /v1/analytics/events shows it. */
+struct analytics_row {
+    char event_id[ID_MAX + 1];
+    char event_type[EVENT_TYPE_MAX + 1];
+    char user_id[ID_MAX + 1];
+    char occurred_at[TIMESTAMP_BYTES];
+    char received_at[TIMESTAMP_BYTES];
+    char seq[24];                          /* the log's order: the cursor's tie-breaker */
+    char *payload;                         /* JSON text; owned, freed by analytics_rows_free */
+};
+
+/* One time bucket of GET /v1/analytics/counts. */
+struct analytics_bucket {
+    char start[TIMESTAMP_BYTES];
+    long long count;
 };
 
 enum ingest_status { INGEST_CREATED, INGEST_DUPLICATE, INGEST_REJECTED };

@@ -147,6 +147,36 @@ try {
     if (t1.text !== t2.text) failures.push(`POST credits replay: body differs\n      ${t1.text.trim()}\n      ${t2.text.trim()}`);
     await call('POST', '/v1/organizations/{org_id}/credits', { params: { org_id: freshId('nope') }, body: { amount: 1 }, expect: 404, type: 'not-found' });
 
+    // ---- cancel with refund (200, its replay, 409, 404), then the lists: pages, filters, 400s, 404s
+    const cancelKey = { 'Idempotency-Key': freshId('cancel') };
+    const regId = { registration_id: r1.json ? r1.json.id : 'none' };
+    const c1 = await call('DELETE', '/v1/registrations/{registration_id}', { params: regId, auth: orgKey, headers: cancelKey, expect: 200 });
+    const c2 = await call('DELETE', '/v1/registrations/{registration_id}', { params: regId, auth: orgKey, headers: cancelKey, expect: 200 });
+    if (c1.text !== c2.text) failures.push(`DELETE registration replay: body differs\n      ${c1.text.trim()}\n      ${c2.text.trim()}`);
+    await call('DELETE', '/v1/registrations/{registration_id}', { params: regId, auth: orgKey, expect: 409, type: 'registration-cancelled' });
+    await call('DELETE', '/v1/registrations/{registration_id}', { params: { registration_id: freshId('nope') }, auth: orgKey, expect: 404, type: 'not-found' });
+    await call('GET', '/v1/registrations/{registration_id}', { params: regId, auth: orgKey, expect: 200 });
+    const evPage = await call('GET', '/v1/organizations/{org_id}/events', { params: { org_id: org }, query: 'limit=1', auth: orgKey, expect: 200 });
+    const evCursor = evPage.json && evPage.json.next_cursor ? evPage.json.next_cursor : 'none';
+    await call('GET', '/v1/organizations/{org_id}/events', { params: { org_id: org }, query: `limit=1&cursor=${evCursor}`, auth: orgKey, expect: 200 });
+    await call('GET', '/v1/organizations/{org_id}/events', { params: { org_id: freshId('nope') }, auth: orgKey, expect: 404, type: 'not-found' });
+    await call('GET', '/v1/events/{event_id}/sessions', { params: { event_id: ev }, auth: orgKey, expect: 200 });
+    await call('GET', '/v1/events/{event_id}/sessions', { params: { event_id: ev }, query: 'limit=0', auth: orgKey, expect: 400, type: 'invalid-query' });
+    await call('GET', '/v1/sessions/{session_id}/registrations', { params: { session_id: ses }, auth: orgKey, expect: 200 });
+    await call('GET', '/v1/sessions/{session_id}/registrations', { params: { session_id: ses }, query: 'status=cancelled', auth: orgKey, expect: 200 });
+    await call('GET', '/v1/sessions/{session_id}/registrations', { params: { session_id: ses }, query: `cursor=${evCursor}`, auth: orgKey, expect: 400, type: 'invalid-cursor' });
+    await call('GET', '/v1/organizations/{org_id}/ledger', { params: { org_id: org }, auth: orgKey, expect: 200 });
+    await call('GET', '/v1/organizations/{org_id}/ledger', { params: { org_id: org }, query: 'kind=refund&limit=200', auth: orgKey, expect: 200 });
+    await call('POST', '/v1/analytics/events', { auth: orgKey, body: { event_type: 'sponsor_scan', user_id: 'u1', occurred_at: '2026-12-01T09:30:00Z', payload: { sponsor_id: 'sp_001' } }, expect: 201 });
+    await call('POST', '/v1/analytics/events', { auth: orgKey, body: { event_type: 'sponsor_scan', user_id: 'u2', occurred_at: '2026-12-01T09:40:00Z', payload: { sponsor_id: 'sp_002' } }, expect: 201 });
+    const scans = await call('GET', '/v1/analytics/events', { query: `event_type=sponsor_scan&limit=1&payload=${encodeURIComponent('{"sponsor_id":"sp_001"}')}`, auth: orgKey, expect: 200 });
+    const all = await call('GET', '/v1/analytics/events', { query: 'event_type=sponsor_scan&limit=1', auth: orgKey, expect: 200 });
+    await call('GET', '/v1/analytics/events', { query: `event_type=sponsor_scan&limit=1&cursor=${all.json && all.json.next_cursor ? all.json.next_cursor : 'none'}`, auth: orgKey, expect: 200 });
+    if (!scans.json || scans.json.items.length !== 1) failures.push(`GET /v1/analytics/events payload filter: ${scans.text}`);
+    await call('GET', '/v1/analytics/events', { query: 'payload=%5B1%5D', auth: orgKey, expect: 400, type: 'invalid-query' });
+    await call('GET', '/v1/analytics/counts', { query: 'event_type=sponsor_scan&bucket=hour&since=2026-12-01T08:00:00Z&until=2026-12-01T11:00:00Z', auth: orgKey, expect: 200 });
+    await call('GET', '/v1/analytics/counts', { query: 'since=2026-12-01T08:00:00Z&until=2027-01-08T00:00:00Z', auth: orgKey, expect: 400, type: 'invalid-query' });
+
     // ---- analytics: single (201), duplicate (200), conflict (409), batch (200), invalid (422)
     const view = (id, user, extra = {}) => ({ event_id: id, event_type: 'session_view', user_id: user, payload: { session_id: ses, ...extra } });
     const v1 = freshId('view');

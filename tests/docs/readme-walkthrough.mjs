@@ -106,6 +106,20 @@ const promises = [
     ['GET', `/v1/events/conf-${T}/leaderboard?top_n=10`, 200, 'served from Redis alone: ada 2, grace 1',
         (j) => j && JSON.stringify(j.leaderboard) === '[{"rank":1,"speaker_id":"ada","score":2},{"rank":2,"speaker_id":"grace","score":1}]'],
     ['GET', `/v1/events/conf-${T}/leaderboard/speakers/ada`, 200, 'ada 2', (j) => j && j.rank === 1 && j.score === 2],
+    ['GET', `/v1/sessions/talk-${T}/registrations?limit=50`, 200, 'The attendee list (newest first ...)',
+        (j) => j && j.items.length === 2 && j.items.every((r) => r.status === 'active') && j.next_cursor === null],
+    ['DELETE', `/v1/registrations/reg_[0-9a-f-]+`, 200, 'Cancelling refunds the credit in the same transaction (200, "status":"cancelled", balance 11)',
+        (j) => j && j.status === 'cancelled' && j.credits_remaining === 11 && typeof j.cancelled_at === 'string'],
+    ['DELETE', `/v1/registrations/reg_[0-9a-f-]+`, 409, 'a second cancel is 409 registration-cancelled and changes nothing',
+        (j) => j && j.type === '/problems/registration-cancelled'],
+    ['GET', `/v1/sessions/talk-${T}/registrations?status=active`, 200, 'one attendee left',
+        (j) => j && j.items.length === 1 && j.items[0].status === 'active'],
+    ['GET', `/v1/organizations/acme-${T}/ledger`, 200, 'refund +1, top_up +10, registration -1 twice, opening_balance +2',
+        (j) => j && JSON.stringify(j.items.map((e) => [e.kind, e.delta])) ===
+            '[["refund",1],["top_up",10],["registration",-1],["registration",-1],["opening_balance",2]]'],
+    ['GET', `/v1/analytics/counts?event_type=sponsor_scan&bucket=hour&since=[0-9-]+T00:00:00Z&until=[0-9-]+T00:00:00Z`, 200,
+        'sponsor scans per hour today (empty hours are listed with count 0)',
+        (j) => j && j.items.length === 24 && j.items.reduce((n, b) => n + b.count, 0) === 1],
 ];
 promises.forEach(([method, pathRe, status, comment, bodyOk], i) => {
     const c = calls[i];

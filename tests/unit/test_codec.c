@@ -686,7 +686,22 @@ Test(encode, registration)
     encode_registration(&w, &r);
     assert_output("{\"id\":\"r1\",\"session_id\":\"s1\",\"user_id\":\"u1\",\"organization_id\":\"o1\","
                   "\"ticket_type\":\"vip\",\"price_paid\":\"19.90\","
-                  "\"registered_at\":\"2026-01-02T03:04:05Z\",\"credits_remaining\":41}");
+                  "\"registered_at\":\"2026-01-02T03:04:05Z\",\"status\":\"active\","
+                  "\"cancelled_at\":null,\"credits_remaining\":41}");
+}
+
+Test(encode, registration_cancelled)
+{
+    struct registration r = {.id = "r1", .session_id = "s1", .user_id = "u1",
+                             .organization_id = "o1", .ticket_type = "vip",
+                             .price_paid = "19.90", .registered_at = "2026-01-02T03:04:05Z",
+                             .cancelled_at = "2026-01-03T00:00:00Z", .credits_remaining = 42};
+
+    encode_registration(&w, &r);
+    assert_output("{\"id\":\"r1\",\"session_id\":\"s1\",\"user_id\":\"u1\",\"organization_id\":\"o1\","
+                  "\"ticket_type\":\"vip\",\"price_paid\":\"19.90\","
+                  "\"registered_at\":\"2026-01-02T03:04:05Z\",\"status\":\"cancelled\","
+                  "\"cancelled_at\":\"2026-01-03T00:00:00Z\",\"credits_remaining\":42}");
 }
 
 Test(encode, leaderboard_empty)

@@ -336,6 +336,8 @@ void encode_registration(struct jw *w, const struct registration *r)
     jw_key(w, "ticket_type");       jw_string(w, r->ticket_type);
     jw_key(w, "price_paid");        jw_string(w, r->price_paid);
     jw_key(w, "registered_at");     jw_string(w, r->registered_at);
+    jw_key(w, "status");            jw_string(w, r->cancelled_at[0] ? "cancelled" : "active");
+    jw_key(w, "cancelled_at");      jw_string(w, r->cancelled_at[0] ? r->cancelled_at : NULL);
     jw_key(w, "credits_remaining"); jw_int(w, r->credits_remaining);
     jw_object_end(w);
 }

@@ -18,16 +18,23 @@ const struct route routes[] = {
     {HTTP_POST,   "/v1/organizations/{org_id}/credits",                  api_credits_top_up,       ACCESS_ADMIN,  true},
     {HTTP_POST,   "/v1/organizations/{org_id}/keys",                     api_keys_create,          ACCESS_TENANT, false},
     {HTTP_DELETE, "/v1/organizations/{org_id}/keys/{key_id}",            api_keys_revoke,          ACCESS_TENANT, false},
+    {HTTP_GET,    "/v1/organizations/{org_id}/events",                   api_events_list,          ACCESS_TENANT, false},
+    {HTTP_GET,    "/v1/organizations/{org_id}/ledger",                   api_ledger_list,          ACCESS_TENANT, false},
 
     {HTTP_POST,   "/v1/events",                                          api_events_create,        ACCESS_TENANT, true},
     {HTTP_GET,    "/v1/events/{event_id}",                               api_events_get,           ACCESS_TENANT, false},
+    {HTTP_GET,    "/v1/events/{event_id}/sessions",                      api_sessions_list,        ACCESS_TENANT, false},
     {HTTP_POST,   "/v1/sessions",                                        api_sessions_create,      ACCESS_TENANT, true},
     {HTTP_GET,    "/v1/sessions/{session_id}",                           api_sessions_get,         ACCESS_TENANT, false},
+    {HTTP_GET,    "/v1/sessions/{session_id}/registrations",             api_session_registrations_list, ACCESS_TENANT, false},
 
     {HTTP_POST,   "/v1/registrations",                                   api_registrations_create, ACCESS_TENANT, true},
     {HTTP_GET,    "/v1/registrations/{registration_id}",                 api_registrations_get,    ACCESS_TENANT, false},
+    {HTTP_DELETE, "/v1/registrations/{registration_id}",                 api_registrations_cancel, ACCESS_TENANT, false},
 
     {HTTP_POST,   "/v1/analytics/events",                                api_analytics_ingest,     ACCESS_TENANT, true},
+    {HTTP_GET,    "/v1/analytics/events",                                api_analytics_list,       ACCESS_TENANT, false},
+    {HTTP_GET,    "/v1/analytics/counts",                                api_analytics_counts,     ACCESS_TENANT, false},
 
     {HTTP_GET,    "/v1/events/{event_id}/leaderboard",                   api_leaderboard_top,      ACCESS_PUBLIC, false},
     {HTTP_GET,    "/v1/events/{event_id}/leaderboard/speakers/{speaker_id}", api_leaderboard_speaker, ACCESS_PUBLIC, false},

@@ -54,6 +54,22 @@ void api_sessions_get(struct request *req, struct response *res);
 void api_registrations_create(struct request *req, struct response *res);
 void api_registrations_get(struct request *req, struct response *res);
 
+/* lists.c */
+void api_events_list(struct request *req, struct response *res);
+void api_sessions_list(struct request *req, struct response *res);
+void api_session_registrations_list(struct request *req, struct response *res);
+void api_ledger_list(struct request *req, struct response *res);
+
+/* lists.c: `limit`, 1 to LIST_LIMIT_MAX, default 50; false if invalid. */
+bool list_limit_parse(const char *query, long long *limit);
+
+/* analytics_query.c */
+void api_analytics_list(struct request *req, struct response *res);
+void api_analytics_counts(struct request *req, struct response *res);
+
+/* cancel.c */
+void api_registrations_cancel(struct request *req, struct response *res);
+
 /* analytics.c */
 void api_analytics_ingest(struct request *req, struct response *res);
 

@@ -31,7 +31,7 @@
  *     runs after the refusal and reports the state it sees; it never changes
  *     anything.
  *  6. "All funded buckets busy" is retried at once, then with pauses growing
- *     to a millisecond, for at most REGISTER_BUSY_MS; past that the answer is
+ *     to a millisecond, for at most BUSY_BUDGET_MS (store/busy.h); past that the answer is
  *     503 with Retry-After (the organization is saturated, not out of
  *     credit). Between attempts the statement holds no lock, so retries
  *     cannot deadlock. The refusal read (note 5) first waits for a top-up of
@@ -67,20 +67,12 @@
 #include <time.h>
 
 #include "json/writer.h"
+#include "store/busy.h"
 #include "store/group_commit.h"
 #include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
-#define REGISTER_BUSY_MS 2000        /* design note 6: how long a saturated organization is retried */
-/* Design note 6's back-off: BUSY_AT_ONCE attempts with no pause, then pauses
- * growing by BUSY_PAUSE_STEP_US up to BUSY_PAUSE_MAX_US. Each attempt is
- * charged BUSY_ATTEMPT_COST_US on top of its pause (the statement's own time,
- * roughly), so the budget ends even when no pause is taken. */
-#define BUSY_AT_ONCE 2
-#define BUSY_PAUSE_STEP_US 100
-#define BUSY_PAUSE_MAX_US 1000
-#define BUSY_ATTEMPT_COST_US 100
 
 static const struct pg_stmt stmt_register = {
     "registrations_create",
@@ -168,14 +160,16 @@ static const struct pg_stmt stmt_refusal = {
     ")"
     "SELECT (SELECT balance FROM organization_balances WHERE organization_id = $1),"
     "       (SELECT organization_id FROM sessions WHERE id = $2),"
-    "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3)"
+    "       EXISTS (SELECT 1 FROM registrations WHERE session_id = $2 AND user_id = $3"
+    "                AND cancelled_at IS NULL)"
     "  FROM open",
     3};
 
 static const struct pg_stmt stmt_get = {
     "registrations_get",
     "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
-    SQL_RFC3339("r.registered_at") ", b.balance"
+    SQL_RFC3339("r.registered_at") ", b.balance, "
+    "       coalesce(" SQL_RFC3339("r.cancelled_at") ", '')"
     "  FROM registrations r JOIN organization_balances b ON b.organization_id = r.organization_id"
     " WHERE r.id = $1 AND ($2::text IS NULL OR r.organization_id = $2::text)",
     2};
@@ -219,16 +213,6 @@ static enum et_err registration_refused(struct pg *db, const struct registration
     PQclear(res);
     return err;
 }
-/* Design note 6: the pause before busy attempt `attempt` (0 at first). */
-static long busy_pause_us(int attempt)
-{
-    long pause = (long)(attempt - BUSY_AT_ONCE + 1) * BUSY_PAUSE_STEP_US;
-
-    if (attempt < BUSY_AT_ONCE)
-        return 0;
-    return pause < BUSY_PAUSE_MAX_US ? pause : BUSY_PAUSE_MAX_US;
-}
-
 /* Design notes 1-6: one registration, one statement. */
 static enum et_err register_alone(struct pg *db, struct registration *r, const char *tenant,
                                   struct problem *p)
@@ -254,13 +238,8 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
         PQclear(res);
         if (registration_refused(db, r, tenant, &busy, p) != ET_OK && !busy)
             return p->err;
-        if (waited_us >= REGISTER_BUSY_MS * 1000)
+        if (!busy_backoff(attempt, &waited_us))
             return p->err;                           /* 503: saturated (design note 6) */
-        /* Design note 6: at once, then pauses growing to 1 ms. */
-        long pause_us = busy_pause_us(attempt);
-        if (pause_us > 0)
-            nanosleep(&(struct timespec){0, pause_us * 1000}, NULL);
-        waited_us += pause_us + BUSY_ATTEMPT_COST_US;
         problem_clear(p);
     }
     snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, 0, 0));
@@ -377,6 +356,7 @@ enum et_err registrations_get(struct store *st, const char *id, const char *tena
     snprintf(out->price_paid, sizeof out->price_paid, "%s", PQgetvalue(res, 0, 5));
     snprintf(out->registered_at, sizeof out->registered_at, "%s", PQgetvalue(res, 0, 6));
     out->credits_remaining = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    snprintf(out->cancelled_at, sizeof out->cancelled_at, "%s", PQgetvalue(res, 0, 8));
     PQclear(res);
     return ET_OK;
 }

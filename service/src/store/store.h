@@ -144,10 +144,41 @@ enum et_err registrations_create(struct store *st, const struct store_txn *txn,
                                  struct registration *r, const char *tenant, struct problem *p);
 enum et_err registrations_get(struct store *st, const char *id, const char *tenant,
                               struct registration *out, struct problem *p);
+/* Cancels an active registration and refunds its credit in one statement
+ * (store/cancel.c): ET_ERR_CONFLICT registration-cancelled when it already
+ * is; *out is the cancelled registration with the balance left. */
+enum et_err registrations_cancel(struct store *st, const char *id, const char *tenant,
+                                 struct registration *out, struct problem *p);
 /* Group commit (design note 7 there): groups saved and registrations in them. */
 void registrations_group_stats(long *groups, long *grouped);
 /* Single-event ingest's group commit (store/analytics.c, design note 6). */
 void analytics_group_stats(long *groups, long *grouped);
+
+/*
+ * Lists, newest first, by keyset pagination (store/lists.c, docs/adr/0015).
+ * A page is the rows strictly after (after_key, after_id) in the list's
+ * order, at most `limit`; *more tells whether another page follows. The
+ * listed resource (scope) must exist and, with a tenant, be its own:
+ * otherwise not_found, exactly as a missing one. A row's position is
+ * (created_at or registered_at, id), and for the ledger (id, id).
+ */
+#define LIST_LIMIT_MAX 200
+struct list_query {
+    const char *scope;             /* the organization, event or session listed */
+    const char *tenant;            /* NULL: the admin, any */
+    const char *filter;            /* status= or kind= value; NULL: none */
+    const char *after_key;         /* the last row's position; NULL: first page */
+    const char *after_id;
+    long long limit;               /* 1 .. LIST_LIMIT_MAX */
+};
+enum et_err events_list(struct store *st, const struct list_query *q, struct event *out,
+                        size_t *count, bool *more, struct problem *p);
+enum et_err sessions_list(struct store *st, const struct list_query *q, struct session *out,
+                          size_t *count, bool *more, struct problem *p);
+enum et_err registrations_list(struct store *st, const struct list_query *q, struct registration *out,
+                               size_t *count, bool *more, struct problem *p);
+enum et_err ledger_list(struct store *st, const struct list_query *q, struct ledger_entry *out,
+                        size_t *count, bool *more, struct problem *p);
 
 /*
  * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
@@ -187,6 +218,32 @@ enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *pu
  */
 enum et_err analytics_ingest(struct store *st, const char *tenant,
                              struct analytics_event *events, size_t count, struct problem *p);
+
+/*
+ * Reading the analytics log (store/analytics_query.c, docs/adr/0015). A
+ * filter field left NULL does not filter; `payload` is a JSON object's text,
+ * matched by containment (payload @> it). `tenant` NULL: every organization
+ * (the admin). since <= occurred_at < until.
+ */
+struct analytics_filter {
+    const char *tenant;
+    const char *event_type;
+    const char *user_id;
+    const char *since, *until;     /* RFC 3339 */
+    const char *payload;
+};
+/* Newest first by (occurred_at, seq), after (after_key, after_id) when set;
+ * out has room for limit rows, whose payloads the caller frees with
+ * analytics_rows_free. */
+enum et_err analytics_list(struct store *st, const struct analytics_filter *f,
+                           const char *after_key, const char *after_id, long long limit,
+                           struct analytics_row *out, size_t *count, bool *more, struct problem *p);
+void analytics_rows_free(struct analytics_row *rows, size_t count);   /* NULL is a no-op */
+/* Counts per `bucket` ("minute", "hour", "day") from since to until, empty
+ * buckets included, oldest first; out has room for `max` buckets. */
+enum et_err analytics_counts(struct store *st, const struct analytics_filter *f,
+                             const char *bucket, struct analytics_bucket *out, size_t max,
+                             size_t *count, struct problem *p);
 
 /*
  * Leaderboards, constraint B (store/leaderboards.c). Reads touch Redis only.
