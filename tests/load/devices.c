@@ -354,6 +354,8 @@ static int run(int nconn, unsigned seconds, uint64_t interval_ms)
             on_readable(ep, i, interval_ms);
         }
     }
+    for (int i = 0; i < nconn; i++)                 /* still unanswered after the drain */
+        errors += conns[i].state == WAITING || conns[i].state == READING;
     qsort(latencies, nlat, sizeof *latencies, cmp_u64);
     printf("DEVICES_RESULT connections=%d connected=%d requests=%llu errors=%llu connect_errors=%llu"
            " p50_us=%llu p99_us=%llu max_us=%llu rps=%.1f\n",
