@@ -7,6 +7,8 @@
 #   packages.sh --test    the same plus TEST_PACKAGES: Criterion, libcurl's -dev,
 #                         clang, Node.js, Chromium, Graphviz... (scripts/test)
 #   packages.sh --bench   the serve set plus BENCH_PACKAGES (scripts/bench)
+#   packages.sh --cluster the test set plus CLUSTER_PACKAGES: HAProxy and
+#                         pg_auto_failover (tests/cluster/lab.sh, scripts/test --cluster)
 #
 # Why a script: scripts/serve and scripts/test call it first, so a fresh
 # machine needs no setup steps, while a ready one pays one dpkg-query and
@@ -78,11 +80,22 @@ BENCH_PACKAGES=(
     procps          # free(1), for the machine line of the results
 )
 
+# The cluster lab (tests/cluster/lab.sh, `scripts/test --cluster`), on top of
+# TEST_PACKAGES. Sentinel is `redis-server --sentinel` from redis-server: the
+# redis-sentinel package would only add a system service on the default port.
+# Installing haproxy starts Debian's own instance on its packaged config (no
+# listener on our ports); the lab runs private processes with its own config.
+CLUSTER_PACKAGES=(
+    haproxy                                         # the load balancer in front of the replicas
+    pg-auto-failover-cli postgresql-15-auto-failover # monitor + 2 nodes (deploy/local/ha/postgres.sh)
+)
+
 case ${1:-} in
     "") ;;
     --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
     --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
-    *) die "usage: $PROG [--test | --bench]" ;;
+    --cluster) PACKAGES+=("${TEST_PACKAGES[@]}" "${CLUSTER_PACKAGES[@]}") ;;
+    *) die "usage: $PROG [--test | --bench | --cluster]" ;;
 esac
 
 command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian 12 only"
