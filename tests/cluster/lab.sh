@@ -26,7 +26,8 @@
 # keep it below Linux's ephemeral range (32768+) as stores.sh explains.
 # Replicas: ET_LAB_BINARY (default build-test/eventtrack), ET_LAB_THREADS worker threads each
 # (default 4: 3 x (4 + 1) PostgreSQL connections, docs/capacity.md), extra flags in
-# ET_LAB_SVC_ARGS. State, logs, pid files: $ROOT/.local/cluster/.
+# ET_LAB_SVC_ARGS (default --rate-limit-requests 0: the scenarios load one organization far
+# past the per-organization limit). State, logs, pid files: $ROOT/.local/cluster/.
 #
 # Why each process runs in its own session and process group (setsid): a scenario kills or
 # freezes exactly one node with `kill -- -PGID`, never a neighbour and never its own shell.
@@ -131,7 +132,7 @@ svc_start() {
     # shellcheck disable=SC2046,SC2086 # word splitting wanted: NAME=value words and flags
     setsid env $(svc_env) bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$name")" \
         "$BINARY" serve --bind 127.0.0.1 --port "$port" --threads "$THREADS" \
-        --shutdown-grace-seconds "${ET_LAB_GRACE:-3}" ${ET_LAB_SVC_ARGS:-} \
+        --shutdown-grace-seconds "${ET_LAB_GRACE:-3}" ${ET_LAB_SVC_ARGS---rate-limit-requests 0} \
         </dev/null >>"$LAB/$name.log" 2>&1 &
     local i
     for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
