@@ -50,7 +50,7 @@ static const struct setting settings[] = {
                 "most connections from one address, 0 for no limit (default 0)"),
     INT_SETTING("shutdown_grace_seconds", shutdown_grace_seconds, 0, 600,
                 "seconds after SIGTERM during which /readyz fails but requests are still accepted, so a"
-                " load balancer can stop routing first (default 0)"),
+                " load balancer can stop routing first (default 3)"),
     INT_SETTING("shutdown_drain_seconds", shutdown_drain_seconds, 0, 600,
                 "seconds in-flight requests get to finish on SIGTERM (default 10)"),
     STR_SETTING("admin_key", admin_key,
@@ -97,6 +97,10 @@ static void config_defaults(struct config *cfg)
     cfg->connection_timeout = 30;
     cfg->connection_limit = 16384;
     cfg->per_ip_connection_limit = 0;
+    /* Non-zero by default: with 0 the listener closed while a load balancer
+     * still routed here. 3 s outlasts HAProxy's fall 2 x inter 1 s plus one
+     * check in flight (config/haproxy.cfg, docs/adr/0013-replicas.md). */
+    cfg->shutdown_grace_seconds = 3;
     cfg->shutdown_drain_seconds = 10;
     cfg->rate_limit_requests = 1000;
     cfg->rate_limit_window_seconds = 10;
