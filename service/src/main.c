@@ -58,25 +58,54 @@ static int cmd_rebuild(const struct config *cfg)
     return status;
 }
 
-/* Refuses to serve a schema older than the binary; tolerates PostgreSQL being down. */
+/* Settings that change shared state, so every replica must use the same
+ * value (schema/0007_cluster_settings.sql, docs/adr/0013-replicas.md):
+ * applied_retention_hours decides when a board's dedup set may be forgotten,
+ * and replicas that disagree count a replayed view twice. Limits (rate,
+ * quota) may differ for a while during a rolling change without corrupting
+ * anything, so they are not here. */
+static bool settings_agree(const struct config *cfg, struct pg *db)
+{
+    struct problem p = {0};
+    char value[32], recorded[64];
+    enum et_err err;
+
+    snprintf(value, sizeof value, "%lld", cfg->applied_retention_hours);
+    err = cluster_setting_agree(db, "applied_retention_hours", value, recorded, sizeof recorded, &p);
+    if (err == ET_ERR_CONFLICT)
+        fprintf(stderr, "eventtrack: setting applied_retention_hours: this replica has %s, the others %s;"
+                        " every replica must use the same value (to change it: stop them all, DELETE FROM"
+                        " cluster_settings WHERE name = 'applied_retention_hours', start them with the new"
+                        " value)\n", value, recorded);
+    else if (err != ET_OK)
+        fprintf(stderr, "eventtrack: cannot check the settings replicas share: %s\n", p.detail);
+    return err == ET_OK;
+}
+
+/* Refuses to serve a schema older than the binary, or settings other
+ * replicas do not share; tolerates PostgreSQL being down (nothing to check
+ * against then: the check runs at the next start). */
 static bool schema_current(const struct config *cfg)
 {
     struct problem p = {0};
     struct pg *db = pg_open(cfg->database_url, &p);
     long pending;
+    bool ok;
 
     if (db == NULL) {
         fprintf(stderr, "eventtrack: PostgreSQL is not reachable yet; serving, and retrying on each request\n");
         return true;
     }
     pending = migrate_pending(db);
-    pg_close(db);
     if (pending > 0) {
         fprintf(stderr, "eventtrack: the database schema is behind this binary by %ld migration(s):"
                         " run `eventtrack migrate` first\n", pending);
+        pg_close(db);
         return false;
     }
-    return true;
+    ok = settings_agree(cfg, db);
+    pg_close(db);
+    return ok;
 }
 
 /* Descriptors the service needs besides client connections: per worker

@@ -376,10 +376,26 @@ def postgres_primary_killed():
     check_constraint_a(ld)
 
 
+def replica_with_a_different_setting_refuses():
+    """A fourth replica started with a different applied_retention_hours refuses to start (the value
+    the running replicas recorded in cluster_settings wins), and the running ones keep serving."""
+    binary = os.environ.get("ET_LAB_BINARY", os.path.join(ROOT, "build-test", "eventtrack"))
+    env = dict(os.environ, EVENTTRACK_DATABASE_URL=os.environ["ET_LAB_DATABASE_URL"],
+               EVENTTRACK_REDIS_URL=os.environ["ET_LAB_REDIS_URL"], EVENTTRACK_ADMIN_KEY=ADMIN)
+    r = subprocess.run([binary, "serve", "--port", "0", "--applied-retention-hours", "1"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    print(f"    exit {r.returncode}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}")
+    assert r.returncode != 0, "a replica with a different applied_retention_hours started"
+    assert "applied_retention_hours" in r.stderr, "the refusal does not name the setting"
+    st, _ = Client().request("GET", "/readyz")
+    assert st == 200, f"the running replicas stopped serving: /readyz {st}"
+
+
 SCENARIOS = [
     (replica_killed_under_load, None),
     (rolling_restart, None),
     (redis_emptied_under_load, None),
+    (replica_with_a_different_setting_refuses, None),
     (redis_primary_killed, "ha"),
     (postgres_primary_killed, "ha"),
 ]
