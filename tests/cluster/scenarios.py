@@ -219,7 +219,8 @@ class Load:
                 f"{self.window('registration'):.2f}s); views {dict(sorted(self.view_final.items()))} "
                 f"({len(self.fail_times['view'])} first attempts failed, window {self.window('view'):.2f}s); "
                 f"read failures {len(self.fail_times['read'])} (window {self.window('read'):.2f}s); "
-                f"failed first attempts by status {self.fail_status}")
+                f"failed first attempts by status {self.fail_status}; score decreases seen by readers "
+                f"{self.decreases}")
 
 
 def run_load(seconds, tenant=None, at=None, **kw):
@@ -337,7 +338,7 @@ def redis_emptied_under_load():
                        check=True, capture_output=True, timeout=10)
     ld = run_load(LOAD_S, at=flush)
     rebuilt = rebuild_lines() - before
-    print(f"    replicas that rebuilt: {rebuilt}; score decreases seen by readers: {ld.decreases}; " + ld.report())
+    print(f"    replicas that rebuilt: {rebuilt}; " + ld.report())
     assert set(ld.reg_final) <= {201} and set(ld.view_final) <= {200, 201}, "a write failed after retries"
     check_board(ld, bound_s=15.0)
     assert rebuilt >= 1, "no replica noticed that Redis was emptied"
@@ -391,11 +392,57 @@ def replica_with_a_different_setting_refuses():
     assert st == 200, f"the running replicas stopped serving: /readyz {st}"
 
 
+def served_by(server):
+    """Responses HAProxy counted from one replica in the api backend (its CSV stats, column hrsp_2xx)."""
+    conn = http.client.HTTPConnection(URL.hostname, URL.port + 1, timeout=5)
+    conn.request("GET", "/;csv")
+    rows = conn.getresponse().read().decode().splitlines()
+    conn.close()
+    head = rows[0].lstrip("# ").split(",")
+    for row in rows[1:]:
+        f = row.split(",")
+        if f[0] == "api" and f[1] == server:
+            return int(f[head.index("hrsp_2xx")] or 0)
+    raise AssertionError(f"no api/{server} in HAProxy's stats")
+
+
+def older_binary_during_rollout():
+    """Expand/contract: a replica still running the release before the newest migration (built by
+    tests/cluster/old-binary.sh) serves beside the new ones on the migrated schema: it starts, it
+    answers its share, no request gets a non-2xx, constraint A is exact and the board equals the log."""
+    old = subprocess.run([os.path.join(ROOT, "tests", "cluster", "old-binary.sh")], capture_output=True,
+                         text=True, timeout=900)
+    assert old.returncode == 0, f"cannot build the older binary: {old.stderr[-500:]}"
+    old_path = old.stdout.strip()
+    env = dict(os.environ, ET_LAB_BINARY=old_path)
+    lab("term", "svc2")
+    r = subprocess.run([LAB, "restart", "svc2"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"the older binary did not start on the migrated schema: {r.stderr.strip()}"
+    try:
+        wait_balanced()
+        before = served_by("svc2")
+        ld = run_load(LOAD_S)
+        share = served_by("svc2") - before
+        print(f"    older replica ({os.path.basename(os.path.dirname(os.path.dirname(old_path)))[:12]}) answered"
+              f" {share} 2xx; " + ld.report())
+        assert share > 0, "the older replica answered nothing"
+        assert set(ld.reads) == {200}, f"a GET failed: {ld.reads}"
+        assert not ld.fail_times["registration"] and not ld.fail_times["view"], \
+            f"first attempts failed: {ld.fail_status}"
+        check_constraint_a(ld)
+        check_board(ld)
+    finally:
+        lab("term", "svc2")
+        lab("restart", "svc2")
+        wait_balanced()
+
+
 SCENARIOS = [
     (replica_killed_under_load, None),
     (rolling_restart, None),
     (redis_emptied_under_load, None),
     (replica_with_a_different_setting_refuses, None),
+    (older_binary_during_rollout, None),
     (redis_primary_killed, "ha"),
     (postgres_primary_killed, "ha"),
 ]
