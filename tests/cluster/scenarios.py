@@ -332,9 +332,15 @@ def redis_emptied_under_load():
     before = rebuild_lines()
 
     def flush(_):
-        url = urlparse(os.environ["ET_LAB_REDIS_URL"])
-        db = url.path.strip("/") or "0"
-        subprocess.run(["redis-cli", "-h", url.hostname, "-p", str(url.port), "-n", db, "FLUSHDB"],
+        url = os.environ["ET_LAB_REDIS_URL"]
+        db = url.rstrip("/").rsplit("/", 1)[-1]
+        if url.startswith("redis-sentinel:"):
+            # The primary's port: the ha script's `nodes` line of the node whose role is master.
+            master = ha_node(("master",), "redis")
+            port = next(ln.split()[3] for ln in lab("status", check=False).splitlines() if ln.startswith(master + " "))
+        else:
+            port = str(urlparse(url).port)
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "-n", db, "FLUSHDB"],
                        check=True, capture_output=True, timeout=10)
     ld = run_load(LOAD_S, at=flush)
     rebuilt = rebuild_lines() - before
