@@ -78,13 +78,15 @@ static bool settings_agree(const struct config *cfg, struct pg *db)
                         " cluster_settings WHERE name = 'applied_retention_hours', start them with the new"
                         " value)\n", value, recorded);
     else if (err != ET_OK)
-        fprintf(stderr, "eventtrack: cannot check the settings replicas share: %s\n", p.detail);
-    return err == ET_OK;
+        fprintf(stderr, "eventtrack: cannot check the settings replicas share (%s); serving, and checking"
+                        " at the next start\n", p.detail);
+    return err != ET_ERR_CONFLICT;
 }
 
 /* Refuses to serve a schema older than the binary, or settings other
- * replicas do not share; tolerates PostgreSQL being down (nothing to check
- * against then: the check runs at the next start). */
+ * replicas do not share; tolerates PostgreSQL being down or read-only
+ * (nothing to check against, or no first value can be recorded: the check
+ * runs at the next start). Only a definite disagreement refuses. */
 static bool schema_current(const struct config *cfg)
 {
     struct problem p = {0};
