@@ -8,6 +8,8 @@
 #                         clang, Node.js, Chromium, Graphviz... (scripts/test)
 #   packages.sh --bench   the serve set plus BENCH_PACKAGES (scripts/bench)
 #   packages.sh --ha      the serve set plus HA_PACKAGES (deploy/local/ha/)
+#   packages.sh --cluster the test set, HA_PACKAGES and CLUSTER_PACKAGES (HAProxy):
+#                         tests/cluster/lab.sh, scripts/test --cluster
 #
 # Why a script: scripts/serve and scripts/test call it first, so a fresh
 # machine needs no setup steps, while a ready one pays one dpkg-query and
@@ -84,12 +86,22 @@ BENCH_PACKAGES=(
     procps          # free(1), for the machine line of the results
 )
 
+# The cluster lab (tests/cluster/lab.sh, `scripts/test --cluster`), on top of
+# TEST_PACKAGES. Sentinel is `redis-server --sentinel` from redis-server: the
+# redis-sentinel package would only add a system service on the default port.
+# Installing haproxy starts Debian's own instance on its packaged config (no
+# listener on our ports); the lab runs private processes with its own config.
+CLUSTER_PACKAGES=(
+    haproxy                                         # the load balancer in front of the replicas
+)
+
 case ${1:-} in
     "") ;;
     --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
     --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
     --ha) PACKAGES+=("${HA_PACKAGES[@]}") ;;
-    *) die "usage: $PROG [--test | --bench | --ha]" ;;
+    --cluster) PACKAGES+=("${TEST_PACKAGES[@]}" "${HA_PACKAGES[@]}" "${CLUSTER_PACKAGES[@]}") ;;
+    *) die "usage: $PROG [--test | --bench | --ha | --cluster]" ;;
 esac
 
 command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian 12 only"

@@ -53,7 +53,10 @@ static const struct setting settings[] = {
                 "most client connections at once; more are answered 503 and closed"),
     INT_SETTING("per_ip_connection_limit", per_ip_connection_limit, 0, 100000, 0,
                 "most connections from one address, 0 for no limit"),
-    INT_SETTING("shutdown_grace_seconds", shutdown_grace_seconds, 0, 600, 0,
+    /* Non-zero by default: with 0 the listener closed while a load balancer
+     * still routed here. 3 s outlasts HAProxy's fall 2 x inter 1 s plus one
+     * check in flight (config/haproxy.cfg, docs/adr/0013-replicas.md). */
+    INT_SETTING("shutdown_grace_seconds", shutdown_grace_seconds, 0, 600, 3,
                 "seconds after SIGTERM during which /readyz fails but requests are still accepted, so a"
                 " load balancer can stop routing first"),
     INT_SETTING("shutdown_drain_seconds", shutdown_drain_seconds, 0, 600, 10,

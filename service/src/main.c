@@ -65,13 +65,42 @@ static int cmd_rebuild(const struct config *cfg)
     return status;
 }
 
-/* Refuses to serve a schema older than the binary; tolerates PostgreSQL being down. */
+/* Settings that change shared state, so every replica must use the same
+ * value (schema/0007_cluster_settings.sql, docs/adr/0013-replicas.md):
+ * applied_retention_hours decides when a board's dedup set may be forgotten,
+ * and replicas that disagree count a replayed view twice. Limits (rate,
+ * quota) may differ for a while during a rolling change without corrupting
+ * anything, so they are not here. */
+static bool settings_agree(const struct config *cfg, struct store *st)
+{
+    struct problem p = {0};
+    char value[32], recorded[64];
+    enum et_err err;
+
+    snprintf(value, sizeof value, "%lld", cfg->applied_retention_hours);
+    err = cluster_setting_agree(st, "applied_retention_hours", value, recorded, sizeof recorded, &p);
+    if (err == ET_ERR_CONFLICT)
+        et_log(LL_ERROR, "main", "setting applied_retention_hours: this replica has %s, the others %s;"
+                                 " every replica must use the same value (to change it: stop them all,"
+                                 " DELETE FROM cluster_settings WHERE name = 'applied_retention_hours',"
+                                 " start them with the new value)", value, recorded);
+    else if (err != ET_OK)
+        et_log(LL_WARN, "main", "cannot check the settings replicas share (%s); serving, and checking"
+                                " at the next start", p.detail);
+    return err != ET_ERR_CONFLICT;
+}
+
+/* Refuses to serve a schema older than the binary, or settings other
+ * replicas do not share; tolerates PostgreSQL being down or read-only
+ * (nothing to check against, or no first value can be recorded: the check
+ * runs at the next start). Only a definite disagreement refuses. */
 static bool schema_current(const struct config *cfg)
 {
     struct problem p = {0};
     struct pg *db = pg_open(cfg->database_url, &p);
     struct store st;
     long pending;
+    bool ok;
 
     if (db == NULL) {
         et_log(LL_WARN, "main", "PostgreSQL is not reachable yet; serving, and retrying on each request");
@@ -79,13 +108,15 @@ static bool schema_current(const struct config *cfg)
     }
     store_init_conns(&st, db, NULL);
     pending = migrate_pending(&st);
-    pg_close(db);
     if (pending > 0) {
         et_log(LL_ERROR, "main", "the database schema is behind this binary by %ld migration(s):"
                                  " run `eventtrack migrate` first", pending);
+        pg_close(db);
         return false;
     }
-    return true;
+    ok = settings_agree(cfg, &st);
+    pg_close(db);
+    return ok;
 }
 
 /* Descriptors the service needs besides client connections: per worker

@@ -101,6 +101,7 @@ try {
     // ---- operations
     await call('GET', '/healthz', { auth: null, expect: 200 });
     await call('GET', '/readyz', { auth: null, expect: 200 });
+    await call('GET', '/readyz/read', { auth: null, expect: 200 });
     await call('GET', '/metrics', { auth: null, expect: 200 });
 
     // ---- organizations, keys

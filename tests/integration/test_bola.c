@@ -545,6 +545,7 @@ static const struct route_case routes_table[] = {
     {"GET", "/v1/events/{EV}/leaderboard/speakers/{SPK}", NULL, true, 200},
     {"GET", "/healthz", NULL, true, 200},
     {"GET", "/readyz", NULL, true, 200},
+    {"GET", "/readyz/read", NULL, true, 200},
     {"GET", "/metrics", NULL, true, 200},
 };
 
@@ -709,5 +710,5 @@ Test(bola, public_routes_answer_without_a_key_and_ignore_a_bad_one)
             http_resp_free(r);
         }
     }
-    cr_assert_eq(n_public, 5);
+    cr_assert_eq(n_public, 6);
 }

@@ -148,3 +148,24 @@ Test(cli, rebuild_leaderboards_restores_a_damaged_board)
     EXPECT_JSON(r, 200);
     EXPECT_BOARD(evt, "", want, 3);
 }
+
+/* Replicas share PostgreSQL, and applied_retention_hours decides when a
+ * board's dedup set may be forgotten: a replica that disagrees with the
+ * value recorded by the first one (the suite's own service, with the
+ * default) refuses to start, naming the setting and both values, and
+ * changes nothing; one with the same value starts. */
+Test(cli, a_replica_with_a_different_shared_setting_refuses_to_start)
+{
+    cr_assert_eq(pg_ll("SELECT value::bigint FROM cluster_settings WHERE name = 'applied_retention_hours'", NULL),
+                 168, "the suite's service did not record its applied_retention_hours");
+    const char *argv[] = {ET_BINARY_PATH, "serve", "--port", "0", "--applied-retention-hours", "169", NULL};
+    struct run r = run_binary(argv, NULL, 10000);
+    cr_assert(!r.timed_out, "a replica with applied_retention_hours 169 (others 168) did not stop within 10 s");
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) != 0,
+              "a replica with a different applied_retention_hours started; stderr: %s", r.err);
+    cr_assert(strstr(r.err, "applied_retention_hours") && strstr(r.err, "169") && strstr(r.err, "168"),
+              "the refusal does not name the setting and both values: %s", r.err);
+    cr_assert_eq(pg_ll("SELECT value::bigint FROM cluster_settings WHERE name = 'applied_retention_hours'", NULL),
+                 168, "the refused replica changed the recorded value");
+    cr_assert_eq(pg_ll("SELECT count(*) FROM cluster_settings", NULL), 1);
+}

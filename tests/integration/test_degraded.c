@@ -4,10 +4,12 @@
  * Each test starts a second service whose PostgreSQL or Redis traffic goes
  * through a TCP proxy inside the test process, and cuts the proxy (every
  * connection reset, new ones refused), then restores it. The contract:
- *   - PostgreSQL down: /readyz 503 with postgres "down"; requests that need it
+ *   - PostgreSQL down: /readyz 503 with postgres "down" while /readyz/read
+ *     stays 200 (it ignores PostgreSQL); requests that need it
  *     503 store-unavailable with Retry-After; the leaderboard reads keep
  *     working (they are served from Redis alone).
- *   - Redis down: the service stays ready (redis "down"); leaderboard reads
+ *   - Redis down: the service stays ready (redis "down"), /readyz/read is
+ *     503; leaderboard reads
  *     503 (after at most the 100 ms of the read micro-cache); registrations and analytics ingest are unaffected; a rebuild from
  *     PostgreSQL afterwards counts the views Redis missed, exactly once.
  *   - Either way, once the store is back the service recovers on its own
@@ -66,6 +68,11 @@ Test(degraded, postgres_down_reads_the_board_refuses_writes_and_recovers)
     EXPECT_STATUS(r, 503);
     EXPECT_STR(resp_json(r), "status", "unready");
     EXPECT_STR(resp_json(r), "postgres", "down");
+    EXPECT_STR(resp_json(r), "redis", "ok");
+    /* The leaderboard's own readiness ignores PostgreSQL: the boards stay in rotation. */
+    r = http_get_at(b, "/readyz/read");
+    EXPECT_JSON(r, 200);
+    EXPECT_STR(resp_json(r), "status", "ready");
     EXPECT_STR(resp_json(r), "redis", "ok");
     r = http_get_at(b, "/healthz");
     EXPECT_JSON(r, 200);
@@ -153,6 +160,12 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
     EXPECT_STR(resp_json(r), "status", "ready");
     EXPECT_STR(resp_json(r), "postgres", "ok");
     EXPECT_STR(resp_json(r), "redis", "down");
+    /* ... while the leaderboard's readiness takes the boards out of rotation. */
+    r = http_get_at(b, "/readyz/read");
+    EXPECT_STATUS(r, 503);
+    EXPECT_STR(resp_json(r), "status", "unready");
+    EXPECT_STR(resp_json(r), "redis", "down");
+    cr_assert(r->retry_after, "GET /readyz/read: 503 without Retry-After");
     for (int i = 0; i < 3; i++) {
         r = http_get_at(b, lb);
         expect_unavailable(r);
@@ -191,6 +204,8 @@ Test(degraded, redis_down_keeps_writes_working_and_a_rebuild_catches_up)
             expect_unavailable(r);
     }
     cr_assert_eq(status, 200, "leaderboard reads did not recover within 10 s of Redis coming back");
+    r = http_get_at(b, "/readyz/read");
+    EXPECT_JSON(r, 200);
 
     /* The rebuild counts the missed view, once; a second rebuild changes nothing. */
     const char *argv[] = {ET_BINARY_PATH, "rebuild-leaderboards", evt, NULL};

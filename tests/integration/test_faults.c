@@ -803,6 +803,11 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
             EXPECT_STR(resp_json(r), "status", "draining");
             unready_at = it_now_ms();
             http_resp_free(r);
+            /* The leaderboard's readiness drains with it, whatever Redis says. */
+            r = http_get_at(b, "/readyz/read");
+            EXPECT_STATUS(r, 503);
+            EXPECT_STR(resp_json(r), "status", "draining");
+            http_resp_free(r);
             break;
         }
         http_resp_free(r);

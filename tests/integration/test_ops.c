@@ -34,6 +34,16 @@ Test(ops, readyz_reports_both_stores_ok)
     EXPECT_STR(resp_json(r), "redis", "ok");
 }
 
+Test(ops, readyz_read_reports_redis_only)
+{
+    struct http_resp *r = http_get_as("/readyz/read", "");
+    EXPECT_JSON(r, 200);
+    EXPECT_STR(resp_json(r), "status", "ready");
+    EXPECT_STR(resp_json(r), "redis", "ok");
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(resp_json(r), "postgres"),
+                   "/readyz/read must not depend on (nor report) PostgreSQL");
+}
+
 /* The sum of every sample of metric `name` whose labels contain each of
  * labels (NULL-terminated); -1 if there is none. */
 static double sample_sum(const char *text, const char *name, const char *const *labels)

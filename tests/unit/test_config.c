@@ -117,6 +117,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.connection_timeout, 30);
     cr_assert_eq(cfg.connection_limit, 16384);
     cr_assert_eq(cfg.per_ip_connection_limit, 0);
+    cr_assert_eq(cfg.shutdown_grace_seconds, 3);
     cr_assert_eq(cfg.shutdown_drain_seconds, 10);
     cr_assert_str_eq(cfg.admin_key, VALID_ADMIN_KEY);
     cr_assert_eq(cfg.rate_limit_requests, 1000);

@@ -7,6 +7,11 @@
  * graceful shutdown readiness fails first, so load balancers stop sending.
  * Redis counts as "ok" only as a primary (rds_ping asks ROLE): a replica
  * answers PING but refuses every leaderboard write (ADR 0014).
+ *
+ * /readyz/read is the readiness of the public leaderboard reads alone, which
+ * Redis serves without PostgreSQL: a load balancer that checks it keeps the
+ * boards up through a PostgreSQL failover. It never asks PostgreSQL, so a
+ * hung primary cannot stall the check either.
  */
 #include "app.h"
 #include "metrics.h"
@@ -38,6 +43,21 @@ void api_readyz(struct request *req, struct response *res)
     jw_key(w, "status");   jw_string(w, ready ? "ready" : draining ? "draining" : "unready");
     jw_key(w, "postgres"); jw_string(w, postgres ? "ok" : "down");
     jw_key(w, "redis");    jw_string(w, redis ? "ok" : "down");
+    jw_object_end(w);
+}
+
+void api_readyz_read(struct request *req, struct response *res)
+{
+    bool draining = atomic_load(&req->app->draining);
+    bool redis = rds_ping(req->app->redis);
+    bool ready = redis && !draining;
+    struct jw *w = respond_json(res, ready ? 200 : 503);
+
+    if (!ready)
+        res->retry_after = 1;
+    jw_object_begin(w);
+    jw_key(w, "status"); jw_string(w, ready ? "ready" : draining ? "draining" : "unready");
+    jw_key(w, "redis");  jw_string(w, redis ? "ok" : "down");
     jw_object_end(w);
 }
 

@@ -44,6 +44,7 @@ const struct route routes[] = {
 
     {HTTP_GET,    "/healthz",                                            api_healthz,              ACCESS_PUBLIC, false},
     {HTTP_GET,    "/readyz",                                             api_readyz,               ACCESS_PUBLIC, false},
+    {HTTP_GET,    "/readyz/read",                                        api_readyz_read,          ACCESS_PUBLIC, false},
     {HTTP_GET,    "/metrics",                                            api_metrics,              ACCESS_PUBLIC, false},
 };
 

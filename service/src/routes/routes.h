@@ -84,6 +84,7 @@ void api_widget_asset(struct request *req, struct response *res);
 /* ops.c */
 void api_healthz(struct request *req, struct response *res);
 void api_readyz(struct request *req, struct response *res);
+void api_readyz_read(struct request *req, struct response *res);
 void api_metrics(struct request *req, struct response *res);
 
 /* idempotent.c: runs `op` under the request's Idempotency-Key, if it has

@@ -285,4 +285,10 @@ enum et_err migrate_run(struct store *st, size_t *applied, struct problem *p);
 /* Number of embedded migrations not yet applied, or -1 if it cannot tell. */
 long migrate_pending(struct store *st);
 
+/* Records `value` for the setting `name` if no replica did yet; ET_OK when
+ * the recorded value is `value`, ET_ERR_CONFLICT when it differs (copied to
+ * recorded, truncated to recorded_size), else the store error (store/cluster.c). */
+enum et_err cluster_setting_agree(struct store *st, const char *name, const char *value,
+                                  char *recorded, size_t recorded_size, struct problem *p);
+
 #endif
