@@ -97,7 +97,7 @@ CLUSTER_PACKAGES=(
 
 case ${1:-} in
     "") ;;
-    --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+    --test) PACKAGES+=("${TEST_PACKAGES[@]}" "${HA_PACKAGES[@]}") ;;
     --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
     --ha) PACKAGES+=("${HA_PACKAGES[@]}") ;;
     --cluster) PACKAGES+=("${TEST_PACKAGES[@]}" "${HA_PACKAGES[@]}" "${CLUSTER_PACKAGES[@]}") ;;
