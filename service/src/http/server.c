@@ -25,13 +25,9 @@
  *      so no exchange can leak.)
  *
  * Slow clients. MHD's connection timeout only measures inactivity, so a
- * client trickling one byte a second would hold a connection forever
- * (slowloris). A watchdog therefore gives every request `connection_timeout`
- * from its first byte (or the previous response) to arrive completely, head
- * and body, and shuts the socket of one that has not. MHD notifies a
- * connection's close before it closes the socket, and the watchdog works
- * under the same lock as that notification, so it can never touch a reused
- * descriptor.
+ * watchdog (http/watchdog.c) gives every request `connection_timeout` from
+ * its first byte to arrive completely, and shuts the socket of one that has
+ * not (slowloris).
  *
  * Accepting. MHD's thread pool lets every worker accept from the listen
  * socket, and whichever wakes first takes a burst: 16 keep-alive clients
@@ -58,7 +54,6 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -76,6 +71,7 @@
 #include "http/linger.h"
 #include "http/request_id.h"
 #include "http/router.h"
+#include "http/watchdog.h"
 #include "metrics.h"
 #include "store/store.h"
 
@@ -88,14 +84,6 @@
 #define LINGER_MAX_BYTES ((size_t)16 << 20)
 #define LINGER_MAX_SOCKETS 1024u
 
-/* One open connection, as the slow-client watchdog sees it. */
-struct watched_conn {
-    struct watched_conn *prev, *next;
-    int fd;
-    atomic_ullong arriving_since_ns;    /* a request is arriving since; 0: none */
-    bool linger;                        /* answered before its body: drain it at close */
-};
-
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
@@ -106,13 +94,7 @@ struct http_server {
     struct acceptor *acceptor;  /* the listen socket and connection_limit (http/acceptor.c) */
     atomic_int in_flight;       /* requests a shutdown waits for (see in_flight_from_head) */
     atomic_bool draining;
-    /* slow-client watchdog */
-    pthread_mutex_t watch_lock;
-    struct watched_conn *watched;
-    pthread_t watchdog;
-    bool watchdog_running;
-    atomic_bool watchdog_stop;
-    uint64_t arrival_limit_ns;
+    struct watchdog *watchdog;  /* slow clients (http/watchdog.c); NULL: none */
     /* request bodies (docs/adr/0012-request-framing-and-body-memory.md) */
     struct body_budget budget;
     struct linger_pool *linger;
@@ -184,7 +166,7 @@ static void arrival_done(struct http_server *s, struct exchange *ex, struct MHD_
 {
     struct watched_conn *w = watched_of(conn);
     if (w)
-        atomic_store(&w->arriving_since_ns, 0);
+        watchdog_arrived(w);
     in_flight_begin(s, ex);
 }
 
@@ -197,58 +179,19 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (info == NULL || (w = calloc(1, sizeof *w)) == NULL)
-            return;                         /* unwatched: only the idle timeout applies */
-        w->fd = info->connect_fd;
-        atomic_store(&w->arriving_since_ns, monotonic_ns());
-        pthread_mutex_lock(&s->watch_lock);
-        w->next = s->watched;
-        if (s->watched)
-            s->watched->prev = w;
-        s->watched = w;
-        pthread_mutex_unlock(&s->watch_lock);
-        *socket_context = w;
+        /* NULL: unwatched, only the idle timeout applies. */
+        *socket_context = info ? watchdog_add(s->watchdog, info->connect_fd) : NULL;
         return;
     }
     /* MHD_CONNECTION_NOTIFY_CLOSED, before close(fd): every connection came
      * from the acceptor, so every close gives a place back. */
     acceptor_closed(s->acceptor);
     if (w != NULL) {
-        pthread_mutex_lock(&s->watch_lock);
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            s->watched = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        pthread_mutex_unlock(&s->watch_lock);
         if (w->linger)                      /* still open: MHD closes it after this call */
             linger_adopt(s->linger, w->fd);
-        free(w);
+        watchdog_remove(s->watchdog, w);
         *socket_context = NULL;
     }
-}
-
-static void *watchdog_main(void *arg)
-{
-    struct http_server *s = arg;
-
-    while (!atomic_load(&s->watchdog_stop)) {
-        uint64_t now = monotonic_ns();
-        pthread_mutex_lock(&s->watch_lock);
-        for (struct watched_conn *w = s->watched; w; w = w->next) {
-            uint64_t since = atomic_load(&w->arriving_since_ns);
-            /* since may be later than now (set by a worker after we read the
-             * clock): unsigned now - since would wrap into a false timeout. */
-            if (since != 0 && now > since && now - since > s->arrival_limit_ns) {
-                shutdown(w->fd, SHUT_RDWR);   /* MHD sees the end and closes it */
-                atomic_store(&w->arriving_since_ns, 0);
-            }
-        }
-        pthread_mutex_unlock(&s->watch_lock);
-        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
-    }
-    return NULL;
 }
 
 /* The route's index in the table, for metrics; s->nroutes: no route matched. */
@@ -268,7 +211,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     /* The next request on this connection may begin arriving now. */
     if (w)
-        atomic_store(&w->arriving_since_ns, monotonic_ns());
+        watchdog_next_request(w);
     if (ex == NULL)
         return;
     if (ex->res.status)
@@ -554,14 +497,17 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         free(s);
         return NULL;
     }
-    pthread_mutex_init(&s->watch_lock, NULL);
-    s->arrival_limit_ns = (uint64_t)cfg->connection_timeout * 1000000000u;
     s->app = app;
     s->routes = routes;
     s->nroutes = nroutes;
     s->admit = admit;
     body_budget_init(&s->budget, (size_t)cfg->body_budget_bytes);
     s->linger = linger_start(LINGER_MAX_SOCKETS, LINGER_MAX_BYTES, LINGER_MAX_MS);
+    /* Before MHD: every connection it reports is watched from its start. */
+    s->watchdog = watchdog_start((uint64_t)cfg->connection_timeout * 1000000000u);
+    if (s->watchdog == NULL)
+        et_log(LL_WARN, "http", "no slow-client watchdog (thread failed to start);"
+                                " only the idle timeout applies");
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,       /* first, so it sees every message */
@@ -580,15 +526,11 @@ struct http_server *http_server_start(struct app *app, const struct route *route
         if (s->daemon != NULL)
             MHD_stop_daemon(s->daemon);
         linger_stop(s->linger);
+        watchdog_stop(s->watchdog);
         acceptor_free(s->acceptor);
-        pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return NULL;
     }
-    s->watchdog_running = pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0;
-    if (!s->watchdog_running)
-        et_log(LL_WARN, "http", "no slow-client watchdog (thread failed to start);"
-                                " only the idle timeout applies");
     return s;
 }
 
@@ -612,10 +554,6 @@ void http_server_stop(struct http_server *s, unsigned drain_seconds)
     MHD_stop_daemon(s->daemon);
     linger_stop(s->linger);             /* after MHD: it may hand over sockets until then */
     acceptor_free(s->acceptor);         /* only now: MHD reported every close */
-    if (s->watchdog_running) {
-        atomic_store(&s->watchdog_stop, true);
-        pthread_join(s->watchdog, NULL);
-    }
-    pthread_mutex_destroy(&s->watch_lock);
+    watchdog_stop(s->watchdog);         /* after MHD: every connection was removed */
     free(s);
 }
