@@ -326,19 +326,32 @@ void encode_session(struct jw *w, const struct session *s)
     jw_object_end(w);
 }
 
+/* The members a registration and an attendee share. */
+static void registration_members(struct jw *w, const struct registration *r)
+{
+    jw_key(w, "id");              jw_string(w, r->id);
+    jw_key(w, "session_id");      jw_string(w, r->session_id);
+    jw_key(w, "user_id");         jw_string(w, r->user_id);
+    jw_key(w, "organization_id"); jw_string(w, r->organization_id);
+    jw_key(w, "ticket_type");     jw_string(w, r->ticket_type);
+    jw_key(w, "price_paid");      jw_string(w, r->price_paid);
+    jw_key(w, "registered_at");   jw_string(w, r->registered_at);
+    jw_key(w, "status");          jw_string(w, r->cancelled_at[0] ? "cancelled" : "active");
+    jw_key(w, "cancelled_at");    jw_string(w, r->cancelled_at[0] ? r->cancelled_at : NULL);
+}
+
 void encode_registration(struct jw *w, const struct registration *r)
 {
     jw_object_begin(w);
-    jw_key(w, "id");                jw_string(w, r->id);
-    jw_key(w, "session_id");        jw_string(w, r->session_id);
-    jw_key(w, "user_id");           jw_string(w, r->user_id);
-    jw_key(w, "organization_id");   jw_string(w, r->organization_id);
-    jw_key(w, "ticket_type");       jw_string(w, r->ticket_type);
-    jw_key(w, "price_paid");        jw_string(w, r->price_paid);
-    jw_key(w, "registered_at");     jw_string(w, r->registered_at);
-    jw_key(w, "status");            jw_string(w, r->cancelled_at[0] ? "cancelled" : "active");
-    jw_key(w, "cancelled_at");      jw_string(w, r->cancelled_at[0] ? r->cancelled_at : NULL);
+    registration_members(w, r);
     jw_key(w, "credits_remaining"); jw_int(w, r->credits_remaining);
+    jw_object_end(w);
+}
+
+void encode_attendee(struct jw *w, const struct registration *r)
+{
+    jw_object_begin(w);
+    registration_members(w, r);
     jw_object_end(w);
 }
 

@@ -42,6 +42,9 @@ void encode_balance(struct jw *w, const char *organization_id, long long balance
 void encode_event(struct jw *w, const struct event *e);
 void encode_session(struct jw *w, const struct session *s);
 void encode_registration(struct jw *w, const struct registration *r);
+/* An attendee in a list: the registration without credits_remaining, which
+ * is a property of the organization, not of a row. */
+void encode_attendee(struct jw *w, const struct registration *r);
 void encode_leaderboard(struct jw *w, const char *event_id, const struct leaderboard_entry *e,
                         size_t n);
 void encode_speaker_rank(struct jw *w, const char *event_id, const struct leaderboard_entry *e);

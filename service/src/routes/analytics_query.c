@@ -172,30 +172,6 @@ static void filter_digest(const struct query_args *a, char hex[65])
     buf_free(&all);
 }
 
-/* The cursor, if any; false after answering 400. */
-static bool cursor_param(struct request *req, struct response *res, const struct cursor_scope *s,
-                         char *key, char *id, bool *present)
-{
-    char text[CURSOR_TEXT_MAX + 1];
-
-    *present = false;
-    switch (query_get(req->query, "cursor", text, sizeof text)) {
-    case QUERY_ABSENT:
-        return true;
-    case QUERY_FOUND:
-        if (cursor_decode(req->app->cfg->admin_key, s, text, key, id, 24)) {
-            *present = true;
-            return true;
-        }
-        /* fall through */
-    case QUERY_INVALID:
-        break;
-    }
-    respond_error(res, ET_ERR_MALFORMED, PT_INVALID_CURSOR,
-                  "cursor is not a next_cursor this list returned");
-    return false;
-}
-
 void api_analytics_list(struct request *req, struct response *res)
 {
     struct problem p = {0};
@@ -215,7 +191,7 @@ void api_analytics_list(struct request *req, struct response *res)
     }
     filter_digest(&a, digest);
     struct cursor_scope scope = {"analytics", a.f.tenant ? a.f.tenant : "", digest};
-    if (!cursor_param(req, res, &scope, key, id, &after))
+    if (!list_cursor_parse(req, res, &scope, key, id, sizeof id, &after))
         goto done;
     if ((rows = calloc((size_t)limit, sizeof *rows)) == NULL ||
         analytics_list(req->store, &a.f, after ? key : NULL, after ? id : NULL, limit, rows, &n, &more,

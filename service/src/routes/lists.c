@@ -74,12 +74,35 @@ static bool parse_filter(const char *query, const char *filter_name, const char 
     return false;
 }
 
+bool list_cursor_parse(struct request *req, struct response *res, const struct cursor_scope *scope,
+                       char *key, char *id, size_t id_size, bool *present)
+{
+    char text[CURSOR_TEXT_MAX + 1];
+
+    *present = false;
+    switch (query_get(req->query, "cursor", text, sizeof text)) {
+    case QUERY_ABSENT:
+        return true;
+    case QUERY_FOUND:
+        if (cursor_decode(req->app->cfg->admin_key, scope, text, key, id, id_size)) {
+            *present = true;
+            return true;
+        }
+        /* fall through */
+    case QUERY_INVALID:
+        break;
+    }
+    respond_error(res, ET_ERR_MALFORMED, PT_INVALID_CURSOR,
+                  "cursor is not a next_cursor this list returned");
+    return false;
+}
+
 /* The whole query; false after answering 400. */
 static bool list_args_parse(struct request *req, struct response *res, const char *list,
                             const char *scope, const char *filter_name,
                             const char *const *allowed, struct list_args *a)
 {
-    char cursor[CURSOR_TEXT_MAX + 1];
+    bool after;
 
     memset(a, 0, sizeof *a);
     a->q.scope = scope;
@@ -95,22 +118,23 @@ static bool list_args_parse(struct request *req, struct response *res, const cha
         return false;
     }
     a->scope = (struct cursor_scope){list, scope, a->filter_text};
-    switch (query_get(req->query, "cursor", cursor, sizeof cursor)) {
-    case QUERY_ABSENT:
-        return true;
-    case QUERY_FOUND:
-        if (cursor_decode(req->app->cfg->admin_key, &a->scope, cursor, a->key, a->id, sizeof a->id)) {
-            a->q.after_key = a->key;
-            a->q.after_id = a->id;
-            return true;
-        }
-        /* fall through */
-    case QUERY_INVALID:
-        break;
+    if (!list_cursor_parse(req, res, &a->scope, a->key, a->id, sizeof a->id, &after))
+        return false;
+    if (after) {
+        a->q.after_key = a->key;
+        a->q.after_id = a->id;
     }
-    respond_error(res, ET_ERR_MALFORMED, PT_INVALID_CURSOR,
-                  "cursor is not a next_cursor this list returned");
-    return false;
+    return true;
+}
+
+static struct jw *list_begin(struct response *res)
+{
+    struct jw *w = respond_json(res, 200);
+
+    jw_object_begin(w);
+    jw_key(w, "items");
+    jw_array_begin(w);
+    return w;
 }
 
 /* Closes the items array and writes next_cursor from the last row's position. */
@@ -128,113 +152,124 @@ static void list_end(struct request *req, struct jw *w, const struct list_args *
     jw_object_end(w);
 }
 
-static struct jw *list_begin(struct response *res)
-{
-    struct jw *w = respond_json(res, 200);
+/* One list: the resource it lists, its filter, and how a row is fetched,
+ * encoded and placed (its cursor position). The four lists differ only in
+ * this; list_serve does the rest. */
+struct list_kind {
+    const char *name;                   /* the cursor's binding */
+    const char *scope_param;            /* the path parameter naming the listed resource */
+    bool scope_is_organization;         /* checked against the caller here; else by the store */
+    const char *filter_name;            /* NULL: the list has no filter */
+    const char *const *filter_values;
+    size_t row_size;
+    enum et_err (*fetch)(struct store *st, const struct list_query *q, void *rows, size_t *count,
+                         bool *more, struct problem *p);
+    void (*encode)(struct jw *w, const void *row);
+    void (*position)(const void *row, const char **key, const char **id);
+};
 
-    jw_object_begin(w);
-    jw_key(w, "items");
-    jw_array_begin(w);
-    return w;
+static void list_serve(struct request *req, struct response *res, const struct list_kind *k)
+{
+    struct problem p = {0};
+    struct list_args a;
+    char *rows = NULL;
+    const char *key = "", *id = "";
+    size_t n = 0;
+    bool more = false;
+
+    if (!list_args_parse(req, res, k->name, req_param(req, k->scope_param), k->filter_name,
+                         k->filter_values, &a))
+        return;
+    if ((k->scope_is_organization && !tenant_owns(req, a.q.scope, NULL, &p)) ||
+        (rows = calloc((size_t)a.q.limit, k->row_size)) == NULL ||
+        k->fetch(req->store, &a.q, rows, &n, &more, &p) != ET_OK) {
+        if (p.err == ET_OK)
+            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
+        respond_problem(res, &p);
+        goto done;
+    }
+    struct jw *w = list_begin(res);
+    for (size_t i = 0; i < n; i++)
+        k->encode(w, rows + i * k->row_size);
+    if (n > 0)
+        k->position(rows + (n - 1) * k->row_size, &key, &id);
+    list_end(req, w, &a, more, key, id);
+done:
+    free(rows);
+}
+
+/* ---- the lists: each one's verb, encoder and position, then its handler */
+
+static enum et_err events_fetch(struct store *st, const struct list_query *q, void *rows,
+                                size_t *count, bool *more, struct problem *p)
+{
+    return events_list(st, q, rows, count, more, p);
+}
+static void event_encode(struct jw *w, const void *row) { encode_event(w, row); }
+static void event_position(const void *row, const char **key, const char **id)
+{
+    const struct event *e = row;
+    *key = e->created_at;
+    *id = e->id;
 }
 
 void api_events_list(struct request *req, struct response *res)
 {
-    struct problem p = {0};
-    struct list_args a;
-    struct event *rows = NULL;
-    size_t n = 0;
-    bool more = false;
+    static const struct list_kind events = {"events", "org_id", true, NULL, NULL,
+                                            sizeof(struct event), events_fetch, event_encode,
+                                            event_position};
+    list_serve(req, res, &events);
+}
 
-    if (!list_args_parse(req, res, "events", req_param(req, "org_id"), NULL, NULL, &a))
-        return;
-    if (!tenant_owns(req, a.q.scope, NULL, &p) ||
-        (rows = calloc((size_t)a.q.limit, sizeof *rows)) == NULL ||
-        events_list(req->store, &a.q, rows, &n, &more, &p) != ET_OK) {
-        if (rows == NULL && p.err == ET_OK)
-            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
-        respond_problem(res, &p);
-        goto done;
-    }
-    struct jw *w = list_begin(res);
-    for (size_t i = 0; i < n; i++)
-        encode_event(w, &rows[i]);
-    list_end(req, w, &a, more, n ? rows[n - 1].created_at : "", n ? rows[n - 1].id : "");
-done:
-    free(rows);
+static enum et_err sessions_fetch(struct store *st, const struct list_query *q, void *rows,
+                                  size_t *count, bool *more, struct problem *p)
+{
+    return sessions_list(st, q, rows, count, more, p);
+}
+static void session_encode(struct jw *w, const void *row) { encode_session(w, row); }
+static void session_position(const void *row, const char **key, const char **id)
+{
+    const struct session *s = row;
+    *key = s->created_at;
+    *id = s->id;
 }
 
 void api_sessions_list(struct request *req, struct response *res)
 {
-    struct problem p = {0};
-    struct list_args a;
-    struct session *rows = NULL;
-    size_t n = 0;
-    bool more = false;
-
-    if (!list_args_parse(req, res, "sessions", req_param(req, "event_id"), NULL, NULL, &a))
-        return;
-    if ((rows = calloc((size_t)a.q.limit, sizeof *rows)) == NULL ||
-        sessions_list(req->store, &a.q, rows, &n, &more, &p) != ET_OK) {
-        if (rows == NULL && p.err == ET_OK)
-            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
-        respond_problem(res, &p);
-        goto done;
-    }
-    struct jw *w = list_begin(res);
-    for (size_t i = 0; i < n; i++)
-        encode_session(w, &rows[i]);
-    list_end(req, w, &a, more, n ? rows[n - 1].created_at : "", n ? rows[n - 1].id : "");
-done:
-    free(rows);
+    static const struct list_kind sessions = {"sessions", "event_id", false, NULL, NULL,
+                                              sizeof(struct session), sessions_fetch,
+                                              session_encode, session_position};
+    list_serve(req, res, &sessions);
 }
 
-/* An attendee: the registration without credits_remaining, which is a
- * property of the organization, not of a row in a list. */
-static void encode_attendee(struct jw *w, const struct registration *r)
+static void attendee_encode(struct jw *w, const void *row) { encode_attendee(w, row); }
+
+static enum et_err attendees_fetch(struct store *st, const struct list_query *q, void *rows,
+                                   size_t *count, bool *more, struct problem *p)
 {
-    jw_object_begin(w);
-    jw_key(w, "id");              jw_string(w, r->id);
-    jw_key(w, "session_id");      jw_string(w, r->session_id);
-    jw_key(w, "user_id");         jw_string(w, r->user_id);
-    jw_key(w, "organization_id"); jw_string(w, r->organization_id);
-    jw_key(w, "ticket_type");     jw_string(w, r->ticket_type);
-    jw_key(w, "price_paid");      jw_string(w, r->price_paid);
-    jw_key(w, "registered_at");   jw_string(w, r->registered_at);
-    jw_key(w, "status");          jw_string(w, r->cancelled_at[0] ? "cancelled" : "active");
-    jw_key(w, "cancelled_at");    jw_string(w, r->cancelled_at[0] ? r->cancelled_at : NULL);
-    jw_object_end(w);
+    return registrations_list(st, q, rows, count, more, p);
+}
+static void attendee_position(const void *row, const char **key, const char **id)
+{
+    const struct registration *r = row;
+    *key = r->registered_at;
+    *id = r->id;
 }
 
 void api_session_registrations_list(struct request *req, struct response *res)
 {
     static const char *const statuses[] = {"active", "cancelled", NULL};
-    struct problem p = {0};
-    struct list_args a;
-    struct registration *rows = NULL;
-    size_t n = 0;
-    bool more = false;
-
-    if (!list_args_parse(req, res, "registrations", req_param(req, "session_id"), "status",
-                         statuses, &a))
-        return;
-    if ((rows = calloc((size_t)a.q.limit, sizeof *rows)) == NULL ||
-        registrations_list(req->store, &a.q, rows, &n, &more, &p) != ET_OK) {
-        if (rows == NULL && p.err == ET_OK)
-            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
-        respond_problem(res, &p);
-        goto done;
-    }
-    struct jw *w = list_begin(res);
-    for (size_t i = 0; i < n; i++)
-        encode_attendee(w, &rows[i]);
-    list_end(req, w, &a, more, n ? rows[n - 1].registered_at : "", n ? rows[n - 1].id : "");
-done:
-    free(rows);
+    static const struct list_kind attendees = {"registrations", "session_id", false, "status",
+                                               statuses, sizeof(struct registration),
+                                               attendees_fetch, attendee_encode,
+                                               attendee_position};
+    list_serve(req, res, &attendees);
 }
 
-static void encode_ledger_entry(struct jw *w, const struct ledger_entry *e)
+static void ledger_entry_encode(struct jw *w, const void *row)
 {
+    const struct ledger_entry *e = row;
+
     jw_object_begin(w);
     jw_key(w, "id");              jw_raw(w, e->id);       /* a bigint from the database */
     jw_key(w, "kind");            jw_string(w, e->kind);
@@ -245,29 +280,24 @@ static void encode_ledger_entry(struct jw *w, const struct ledger_entry *e)
     jw_object_end(w);
 }
 
+static enum et_err ledger_fetch(struct store *st, const struct list_query *q, void *rows,
+                                size_t *count, bool *more, struct problem *p)
+{
+    return ledger_list(st, q, rows, count, more, p);
+}
+/* The ledger's position is its id alone (ids grow with time). */
+static void ledger_entry_position(const void *row, const char **key, const char **id)
+{
+    const struct ledger_entry *e = row;
+    *key = e->id;
+    *id = e->id;
+}
+
 void api_ledger_list(struct request *req, struct response *res)
 {
     static const char *const kinds[] = {"opening_balance", "top_up", "registration", "refund", NULL};
-    struct problem p = {0};
-    struct list_args a;
-    struct ledger_entry *rows = NULL;
-    size_t n = 0;
-    bool more = false;
-
-    if (!list_args_parse(req, res, "ledger", req_param(req, "org_id"), "kind", kinds, &a))
-        return;
-    if (!tenant_owns(req, a.q.scope, NULL, &p) ||
-        (rows = calloc((size_t)a.q.limit, sizeof *rows)) == NULL ||
-        ledger_list(req->store, &a.q, rows, &n, &more, &p) != ET_OK) {
-        if (rows == NULL && p.err == ET_OK)
-            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
-        respond_problem(res, &p);
-        goto done;
-    }
-    struct jw *w = list_begin(res);
-    for (size_t i = 0; i < n; i++)
-        encode_ledger_entry(w, &rows[i]);
-    list_end(req, w, &a, more, n ? rows[n - 1].id : "", n ? rows[n - 1].id : "");
-done:
-    free(rows);
+    static const struct list_kind ledger = {"ledger", "org_id", true, "kind", kinds,
+                                            sizeof(struct ledger_entry), ledger_fetch,
+                                            ledger_entry_encode, ledger_entry_position};
+    list_serve(req, res, &ledger);
 }

@@ -62,6 +62,11 @@ void api_ledger_list(struct request *req, struct response *res);
 
 /* lists.c: `limit`, 1 to LIST_LIMIT_MAX, default 50; false if invalid. */
 bool list_limit_parse(const char *query, long long *limit);
+/* lists.c: the `cursor` parameter, if any (*present), decoded for scope into
+ * key and id; false after answering 400 invalid-cursor. */
+struct cursor_scope;
+bool list_cursor_parse(struct request *req, struct response *res, const struct cursor_scope *scope,
+                       char *key, char *id, size_t id_size, bool *present);
 
 /* analytics_query.c */
 void api_analytics_list(struct request *req, struct response *res);

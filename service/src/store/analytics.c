@@ -113,6 +113,20 @@ static const struct pg_stmt stmt_compare = {
     "                        AND e.organization_id IS NOT DISTINCT FROM $2::text",
     2};
 
+/* An envelope as the insert statements expand it from JSON, with its
+ * position i in the request (the statements answer per position). */
+static void envelope_members(struct jw *w, const struct analytics_event *e, long long i)
+{
+    jw_key(w, "i");           jw_int(w, i);
+    jw_key(w, "event_id");    jw_string(w, e->event_id);
+    jw_key(w, "event_type");  jw_string(w, e->event_type);
+    jw_key(w, "user_id");     jw_string(w, e->user_id);
+    jw_key(w, "occurred_at"); jw_string(w, e->occurred_at[0] ? e->occurred_at : NULL);
+    jw_key(w, "payload");     jw_raw(w, e->payload);
+    jw_key(w, "session_id");  jw_string(w, e->session_id[0] ? e->session_id : NULL);
+    jw_key(w, "speaker_id");  jw_string(w, e->speaker_id[0] ? e->speaker_id : NULL);
+}
+
 /* Writes the envelopes selected by `want` as the JSON array the statements expand. */
 static char *input_json(const struct analytics_event *events, size_t count,
                         enum ingest_status want, const bool *pending)
@@ -127,14 +141,7 @@ static char *input_json(const struct analytics_event *events, size_t count,
         if (e->status != want || (pending && !pending[i]))
             continue;
         jw_object_begin(&w);
-        jw_key(&w, "i");           jw_int(&w, (long long)i);
-        jw_key(&w, "event_id");    jw_string(&w, e->event_id);
-        jw_key(&w, "event_type");  jw_string(&w, e->event_type);
-        jw_key(&w, "user_id");     jw_string(&w, e->user_id);
-        jw_key(&w, "occurred_at"); jw_string(&w, e->occurred_at[0] ? e->occurred_at : NULL);
-        jw_key(&w, "payload");     jw_raw(&w, e->payload);
-        jw_key(&w, "session_id");  jw_string(&w, e->session_id[0] ? e->session_id : NULL);
-        jw_key(&w, "speaker_id");  jw_string(&w, e->speaker_id[0] ? e->speaker_id : NULL);
+        envelope_members(&w, e, (long long)i);
         jw_object_end(&w);
     }
     jw_array_end(&w);
@@ -311,14 +318,7 @@ static char *group_json(void *const *items, int n)
         const struct analytics_event *e = it->event;
         jw_object_begin(&w);
         jw_key(&w, "tenant");      jw_string(&w, it->tenant);
-        jw_key(&w, "i");           jw_int(&w, i);
-        jw_key(&w, "event_id");    jw_string(&w, e->event_id);
-        jw_key(&w, "event_type");  jw_string(&w, e->event_type);
-        jw_key(&w, "user_id");     jw_string(&w, e->user_id);
-        jw_key(&w, "occurred_at"); jw_string(&w, e->occurred_at[0] ? e->occurred_at : NULL);
-        jw_key(&w, "payload");     jw_raw(&w, e->payload);
-        jw_key(&w, "session_id");  jw_string(&w, e->session_id[0] ? e->session_id : NULL);
-        jw_key(&w, "speaker_id");  jw_string(&w, e->speaker_id[0] ? e->speaker_id : NULL);
+        envelope_members(&w, e, i);
         jw_object_end(&w);
     }
     jw_array_end(&w);

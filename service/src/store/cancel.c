@@ -34,6 +34,7 @@
 #include "store/busy.h"
 #include "store/handle.h"
 #include "store/pg.h"
+#include "store/registration_row.h"
 #include "store/store.h"
 
 static const struct pg_stmt stmt_cancel = {
@@ -72,19 +73,6 @@ static const struct pg_stmt stmt_cancel_refusal = {
     "SELECT cancelled_at IS NOT NULL FROM registrations"
     " WHERE id = $1 AND ($2::text IS NULL OR organization_id = $2::text)",
     2};
-
-static void cancelled_row(PGresult *res, struct registration *out)
-{
-    snprintf(out->id, sizeof out->id, "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->session_id, sizeof out->session_id, "%s", PQgetvalue(res, 0, 1));
-    snprintf(out->user_id, sizeof out->user_id, "%s", PQgetvalue(res, 0, 2));
-    snprintf(out->organization_id, sizeof out->organization_id, "%s", PQgetvalue(res, 0, 3));
-    snprintf(out->ticket_type, sizeof out->ticket_type, "%s", PQgetvalue(res, 0, 4));
-    snprintf(out->price_paid, sizeof out->price_paid, "%s", PQgetvalue(res, 0, 5));
-    snprintf(out->registered_at, sizeof out->registered_at, "%s", PQgetvalue(res, 0, 6));
-    snprintf(out->cancelled_at, sizeof out->cancelled_at, "%s", PQgetvalue(res, 0, 7));
-    out->credits_remaining = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
-}
 
 /* Design note 5: ET_OK means "busy, run again". */
 static enum et_err cancel_refused(struct pg *db, const char *id, const char *tenant,
@@ -125,7 +113,7 @@ enum et_err registrations_cancel(struct store *st, const char *id, const char *t
             return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                                "the organization of registration %s is saturated; retry", id);
     }
-    cancelled_row(res, out);
+    registration_from_row(res, out);
     PQclear(res);
     return ET_OK;
 }

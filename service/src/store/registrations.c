@@ -71,6 +71,7 @@
 #include "store/group_commit.h"
 #include "store/handle.h"
 #include "store/pg.h"
+#include "store/registration_row.h"
 #include "store/store.h"
 
 
@@ -168,8 +169,8 @@ static const struct pg_stmt stmt_refusal = {
 static const struct pg_stmt stmt_get = {
     "registrations_get",
     "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
-    SQL_RFC3339("r.registered_at") ", b.balance, "
-    "       coalesce(" SQL_RFC3339("r.cancelled_at") ", '')"
+    SQL_RFC3339("r.registered_at") ", coalesce(" SQL_RFC3339("r.cancelled_at") ", ''),"
+    "       b.balance"
     "  FROM registrations r JOIN organization_balances b ON b.organization_id = r.organization_id"
     " WHERE r.id = $1 AND ($2::text IS NULL OR r.organization_id = $2::text)",
     2};
@@ -348,6 +349,13 @@ enum et_err registrations_get(struct store *st, const char *id, const char *tena
 
     if (res == NULL)
         return p->err;
+    registration_from_row(res, out);
+    PQclear(res);
+    return ET_OK;
+}
+
+void registration_from_row(const PGresult *res, struct registration *out)
+{
     snprintf(out->id, sizeof out->id, "%s", PQgetvalue(res, 0, 0));
     snprintf(out->session_id, sizeof out->session_id, "%s", PQgetvalue(res, 0, 1));
     snprintf(out->user_id, sizeof out->user_id, "%s", PQgetvalue(res, 0, 2));
@@ -355,8 +363,6 @@ enum et_err registrations_get(struct store *st, const char *id, const char *tena
     snprintf(out->ticket_type, sizeof out->ticket_type, "%s", PQgetvalue(res, 0, 4));
     snprintf(out->price_paid, sizeof out->price_paid, "%s", PQgetvalue(res, 0, 5));
     snprintf(out->registered_at, sizeof out->registered_at, "%s", PQgetvalue(res, 0, 6));
-    out->credits_remaining = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
-    snprintf(out->cancelled_at, sizeof out->cancelled_at, "%s", PQgetvalue(res, 0, 8));
-    PQclear(res);
-    return ET_OK;
+    snprintf(out->cancelled_at, sizeof out->cancelled_at, "%s", PQgetvalue(res, 0, 7));
+    out->credits_remaining = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
 }
