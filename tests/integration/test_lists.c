@@ -213,7 +213,7 @@ Test(lists, malformed_tampered_and_foreign_cursors_are_400)
     expect_cursor_refused(fmt("/v1/sessions/%s/registrations?status=cancelled", ses), regs);
     expect_cursor_refused(fmt("/v1/organizations/%s/events", org), ledger);        /* other list */
     expect_cursor_refused(fmt("/v1/organizations/%s/ledger?kind=refund", org), ledger);
-    for (size_t i = 0; ledger[i]; i += 3) {                                        /* tampered */
+    for (size_t i = 0, n = strlen(ledger); i < n; i += 3) {                        /* tampered */
         char *t = it_strdup(ledger);
         t[i] = t[i] == 'A' ? 'B' : 'A';
         expect_cursor_refused(fmt("/v1/organizations/%s/ledger", org), t);

@@ -32,6 +32,8 @@ static void jw_before_value(struct jw *w)
  * response becomes a 500 instead of malformed JSON. */
 static void jw_open(struct jw *w, char c)
 {
+    if (w->out->failed)
+        return;
     if (w->depth == JW_MAX_DEPTH) {
         w->out->failed = true;
         return;
@@ -42,10 +44,13 @@ static void jw_open(struct jw *w, char c)
 }
 
 /* Closing right after a key (a key without its value) is a bug in the
- * caller's document shape. Depth is not asserted: past JW_MAX_DEPTH the
- * buffer fails instead (the fuzzer drives that path on purpose). */
+ * caller's document shape. Once the buffer has failed (past JW_MAX_DEPTH, or
+ * out of memory) the document is thrown away, so nothing more is checked or
+ * written: the fuzzer drives that path on purpose. */
 static void jw_close(struct jw *w, char c)
 {
+    if (w->out->failed)
+        return;
     ET_ASSERT(!w->after_key);
     if (w->depth > 0)
         w->depth--;
@@ -59,6 +64,8 @@ void jw_array_end(struct jw *w) { jw_close(w, ']'); }
 
 void jw_key(struct jw *w, const char *key)
 {
+    if (w->out->failed)
+        return;                                   /* thrown away: see jw_close */
     ET_ASSERT(w->depth > 0 && !w->after_key);     /* a key belongs in an object, one per value */
     jw_before_value(w);
     json_escape(w->out, key, strlen(key));
