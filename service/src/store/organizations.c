@@ -1,10 +1,11 @@
 /*
  * store/organizations.c - organizations and their credit balance.
  *
- * The balance lives in 16 credit_buckets rows per organization, each under
- * CHECK (credits >= 0), so that registrations for one organization can debit
- * different rows at once (schema/0004, docs/adr/0007). Amounts are spread
- * over the buckets: bucket s gets amount / 16, plus one for s < amount % 16.
+ * The balance lives in SQL_CREDIT_BUCKETS (16, store/pg.h) credit_buckets
+ * rows per organization, each under CHECK (credits >= 0), so that
+ * registrations for one organization can debit different rows at once
+ * (schema/0004, docs/adr/0007). Amounts are spread over the n buckets:
+ * bucket s gets amount / n, plus one for s < amount % n.
  * Every change is written in the same statement as its credit_ledger row
  * (opening balance, top-up, registration), so the ledger always explains the
  * balance: sum(bucket credits) = sum(delta). Each verb is one statement,
@@ -45,8 +46,8 @@ static const struct pg_stmt stmt_create = {
     "  RETURNING id, name, $3::integer AS credits, created_at"
     "), buckets AS ("
     "  INSERT INTO credit_buckets (organization_id, slot, credits)"
-    "  SELECT id, s, credits / 16 + (s < credits % 16)::integer"
-    "    FROM org, generate_series(0, 15) AS s"
+    "  SELECT id, s, credits / " SQL_CREDIT_BUCKETS " + (s < credits % " SQL_CREDIT_BUCKETS ")::integer"
+    "    FROM org, generate_series(0, " SQL_CREDIT_BUCKETS " - 1) AS s"
     "), opening AS ("
     "  INSERT INTO credit_ledger (organization_id, kind, delta)"
     "  SELECT id, 'opening_balance', credits FROM org WHERE credits > 0"
@@ -77,14 +78,15 @@ static const struct pg_stmt stmt_top_up = {
     "   WHERE b.organization_id = $1 ORDER BY b.slot FOR UPDATE OF b"
     "), added AS ("
     "  UPDATE credit_buckets c"
-    "     SET credits = c.credits + $2::integer / 16 + (c.slot < $2::integer % 16)::integer"
+    "     SET credits = c.credits + $2::integer / " SQL_CREDIT_BUCKETS
+    "                 + (c.slot < $2::integer % " SQL_CREDIT_BUCKETS ")::integer"
     "    FROM locked WHERE c.organization_id = $1 AND c.slot = locked.slot"
     "  RETURNING c.credits"
     "), entry AS ("
     "  INSERT INTO credit_ledger (organization_id, kind, delta, reason)"
     "  SELECT $1, 'top_up', $2::integer, NULLIF($3, '') WHERE EXISTS (SELECT 1 FROM added)"
     ")"
-    /* All 16 rows are updated and locked by this statement: their new values
+    /* All the buckets are updated and locked by this statement: their new values
      * add up to the exact balance at this moment. */
     "SELECT sum(credits) FROM added HAVING count(*) > 0",
     3};
