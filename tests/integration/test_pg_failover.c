@@ -382,7 +382,16 @@ static int keyed_round(struct keyed *regs, int n, const char *ses, const char *o
     return created;
 }
 
-Test(pg_failover, primary_killed_under_keyed_registrations_loses_no_201)
+/* The formation outlives nothing: stopped after the test, passed or failed
+ * (a leftover pg_autoctl once restarted PostgreSQL in the next run's data
+ * directory, at the same path). Not ha(): no assertion may fail in a .fini. */
+static void ha_stop(void)
+{
+    if (system("'" HA_SH "' stop >>'" ET_IT_LOG_DIR "/integration-pg-ha.log' 2>&1") != 0)
+        fprintf(stderr, "pg_failover: ha/postgres.sh stop failed; see integration-pg-ha.log\n");
+}
+
+Test(pg_failover, primary_killed_under_keyed_registrations_loses_no_201, .fini = ha_stop)
 {
     enum { REGS = 160, KILL_AFTER = 40, CREDITS = 1000 };
     if (getenv("ET_PG_HA_TESTS") == NULL || strcmp(getenv("ET_PG_HA_TESTS"), "1") != 0)
