@@ -21,7 +21,8 @@
 #
 # NODE is node1, node2 ... or monitor. Ports: ET_HA_PORT_BASE (default 25600)
 # is the monitor's, node K listens on base + K; the ten ports from the base
-# are this script's. Data: $ROOT/.local/ha/postgres/ (ET_HA_PG_DIR), one
+# are this script's. Data: $ROOT/.local/ha/postgres/ (ET_HA_PG_DIR; for root
+# in a checkout the postgres user cannot enter, /var/lib/eventtrack/), one
 # directory per node, with pg_autoctl's XDG config and state inside it, and
 # each node's log in <node>.log beside it.
 #
@@ -45,7 +46,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 PROG="ha/postgres.sh"
 BASE=${ET_HA_PORT_BASE:-25600}
 NODES=${ET_HA_PG_NODES:-2}
-DIR=${ET_HA_PG_DIR:-$ROOT/.local/ha/postgres}
+# The formation's directory: in the checkout, unless root runs it from a
+# checkout the postgres user cannot enter (root's own home), where pg_autoctl,
+# which refuses root, could not reach it: then beside deploy/local/stores.sh's
+# state for that checkout, under /var/lib/eventtrack/. ET_HA_PG_DIR overrides.
+default_dir() {
+    if ((EUID == 0)) && ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
+        echo "/var/lib/eventtrack/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/ha/postgres"
+    else
+        echo "$ROOT/.local/ha/postgres"
+    fi
+}
+DIR=${ET_HA_PG_DIR:-$(default_dir)}
 PG_BIN=${ET_PG_BIN:-/usr/lib/postgresql/15/bin}
 WAIT_SECONDS=${ET_HA_WAIT_SECONDS:-90}
 
