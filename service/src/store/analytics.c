@@ -213,6 +213,17 @@ static enum et_err classify_not_new(struct pg *db, const char *tenant,
     return ET_OK;
 }
 
+/* Design note 5: after the commit, the new views go to Redis; a failure is
+ * left to the outbox, never returned. */
+static void apply_after_commit(struct store *st, const struct board_increment *incs, size_t nincs)
+{
+    fault_point("ingest-after-commit");
+    if (nincs > 0) {
+        struct problem ignored = {0};
+        leaderboard_apply(st, incs, nincs, &ignored);
+    }
+}
+
 /* Design notes 1-5: the envelopes of one request, in one statement. */
 static enum et_err ingest_alone(struct store *st, const char *tenant,
                                 struct analytics_event *events, size_t count, struct problem *p)
@@ -272,12 +283,7 @@ static enum et_err ingest_alone(struct store *st, const char *tenant,
         npending += pending[i];
     if (npending > 0 && (err = classify_not_new(db, tenant, events, count, pending, p)) != ET_OK)
         goto done;
-    /* Design note 5: after the commit, new views only; a failure is left to the outbox. */
-    fault_point("ingest-after-commit");
-    if (nincs > 0) {
-        struct problem ignored = {0};
-        leaderboard_apply(st, incs, nincs, &ignored);
-    }
+    apply_after_commit(st, incs, nincs);
 done:
     PQclear(res);
     free(json);
@@ -373,12 +379,7 @@ static int ingest_save_group(void *ctx, void *const *items, int n, bool *saved)
                                                      .speaker_id = PQgetvalue(res, row, 3),
                                                      .member = PQgetvalue(res, row, 4)};
     }
-    /* Design note 5: after the commit, new views only; a failure is left to the outbox. */
-    fault_point("ingest-after-commit");
-    if (nincs > 0) {
-        struct problem ignored = {0};
-        leaderboard_apply(st, incs, nincs, &ignored);
-    }
+    apply_after_commit(st, incs, nincs);
 done:
     PQclear(res);
     free(json);
