@@ -601,7 +601,8 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
 /* 3. SIGTERM during load                                                               */
 /* ================================================================================== */
 
-enum { TERM_LOADERS = 4, TERM_GRACE_S = 1, TERM_DRAIN_S = 5, SLOW_VIEWS = 200, SLOW_PIECES = 20 };
+enum { TERM_LOADERS = 4, TERM_GRACE_S = 1, TERM_DRAIN_S = 5, SLOW_VIEWS = 200, SLOW_PIECES = 20,
+       TERM_LOAD_MIN = 40 /* requests under way before SIGTERM */ };
 
 struct loader {
     pthread_t thread;
@@ -665,7 +666,7 @@ static void *loader_main(void *arg)
         } else {
             curl_easy_setopt(h, CURLOPT_URL, read_url);
         }
-        ld->sent++;
+        __atomic_add_fetch(&ld->sent, 1, __ATOMIC_RELEASE);
         CURLcode rc = curl_easy_perform(h);
         long status = 0;
         if (rc == CURLE_OK)
@@ -776,7 +777,15 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
         ld[i] = (struct loader){.index = i, .base = b, .session = ses, .evt = evt, .prefix = prefix, .stop = &stop};
         cr_assert(pthread_create(&ld[i].thread, NULL, loader_main, &ld[i]) == 0);
     }
-    it_pause_ms(500);
+    /* Under way before the signal: at least TERM_LOAD_MIN requests sent, waited
+     * for (not a fixed pause), so a crowded machine slows the test, not fails it. */
+    size_t started = 0;
+    for (long long t0 = it_now_ms(); started < TERM_LOAD_MIN && it_now_ms() - t0 < 20000; it_pause_ms(20)) {
+        started = 0;
+        for (int i = 0; i < TERM_LOADERS; i++)
+            started += __atomic_load_n(&ld[i].sent, __ATOMIC_ACQUIRE);
+    }
+    cr_assert(started >= TERM_LOAD_MIN, "the loaders sent %zu requests in 20 s: the load did not run", started);
 
     struct slow slow = {.base = b, .body = batch_body(it_id("slow"), ses, SLOW_VIEWS)};
     slow.len = strlen(slow.body);
@@ -841,7 +850,7 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
         cr_assert(ld[i].failed == 0, "loader %d: %zu of %zu requests got no complete 2xx response; the first: %s", i,
                   ld[i].failed, ld[i].sent, ld[i].first_failure);
     }
-    cr_assert(sent >= 40, "only %zu requests were sent: the load did not run", sent);
+    cr_assert(sent >= TERM_LOAD_MIN, "only %zu requests were sent: the load did not run", sent);
 
     /* The slow batch was in flight when the listener closed, and completed. */
     cr_assert(slow.rc == CURLE_OK, "the slow batch in flight at shutdown got no response: %s",

@@ -466,7 +466,10 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
     char *id = it_id("mem");
     char *body = org_body(id, MEM_BODY);
     bool served = false;
-    for (int i = 0; i < 50 && !served; i++) {
+    /* The service sees 900 closes as its threads get the CPU: a crowded
+     * machine takes seconds, so the bound is generous; the point is "freed". */
+    long long t0 = it_now_ms();
+    for (int i = 0; !served && it_now_ms() - t0 < 30000; i++) {
         if (i)
             it_pause_ms(100);
         struct http_req rq = {.method = "POST", .path = "/v1/organizations", .content_type = "application/json",
@@ -475,6 +478,6 @@ Test(framing, bodies_half_sent_by_900_connections_keep_memory_under_256_mb, .tim
         served = ok->status == 201;
         http_resp_free(ok);
     }
-    cr_assert(served, "a 960 KiB body was not served within 5 s of the half-sent ones closing");
+    cr_assert(served, "a 960 KiB body was not served within 30 s of the half-sent ones closing");
     cr_assert_eq(org_rows(id), 1);
 }
