@@ -132,6 +132,23 @@ static void *linger_main(void *arg)
     return NULL;
 }
 
+/* Everything linger_start made, in any state it may have reached: the
+ * thread, if it ran, has been joined. */
+static void linger_free(struct linger_pool *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        close(p->socks[i].fd);
+    if (p->wake[0] >= 0) {
+        close(p->wake[0]);
+        close(p->wake[1]);
+    }
+    pthread_mutex_destroy(&p->lock);
+    free(p->socks);
+    free(p->pfds);
+    free(p->scratch);
+    free(p);
+}
+
 struct linger_pool *linger_start(size_t max_sockets, size_t max_bytes, unsigned max_ms)
 {
     struct linger_pool *p = calloc(1, sizeof *p);
@@ -149,15 +166,7 @@ struct linger_pool *linger_start(size_t max_sockets, size_t max_bytes, unsigned 
     if (p->socks == NULL || p->pfds == NULL || p->scratch == NULL ||
         pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) != 0 ||
         pthread_create(&p->thread, NULL, linger_main, p) != 0) {
-        if (p->wake[0] >= 0) {
-            close(p->wake[0]);
-            close(p->wake[1]);
-        }
-        pthread_mutex_destroy(&p->lock);
-        free(p->socks);
-        free(p->pfds);
-        free(p->scratch);
-        free(p);
+        linger_free(p);
         return NULL;
     }
     return p;
@@ -194,13 +203,5 @@ void linger_stop(struct linger_pool *p)
         /* full: it wakes anyway */
     }
     pthread_join(p->thread, NULL);
-    for (size_t i = 0; i < p->n; i++)
-        close(p->socks[i].fd);
-    close(p->wake[0]);
-    close(p->wake[1]);
-    pthread_mutex_destroy(&p->lock);
-    free(p->socks);
-    free(p->pfds);
-    free(p->scratch);
-    free(p);
+    linger_free(p);
 }
