@@ -29,36 +29,37 @@ void api_healthz(struct request *req, struct response *res)
     jw_object_end(w);
 }
 
-void api_readyz(struct request *req, struct response *res)
+/* Ready when the store the check follows answers (PostgreSQL for /readyz,
+ * Redis for /readyz/read) and no shutdown began; the body names each store
+ * it asked. */
+static void readiness(struct request *req, struct response *res, bool follows_postgres)
 {
     bool draining = atomic_load(&req->app->draining);
-    bool postgres = pg_ping(req->app->pg);
+    bool postgres = follows_postgres && pg_ping(req->app->pg);
     bool redis = rds_ping(req->app->redis);
-    bool ready = postgres && !draining;
-    struct jw *w = respond_json(res, ready ? 200 : 503);
-
-    if (!ready)
-        res->retry_after = 1;
-    jw_object_begin(w);
-    jw_key(w, "status");   jw_string(w, ready ? "ready" : draining ? "draining" : "unready");
-    jw_key(w, "postgres"); jw_string(w, postgres ? "ok" : "down");
-    jw_key(w, "redis");    jw_string(w, redis ? "ok" : "down");
-    jw_object_end(w);
-}
-
-void api_readyz_read(struct request *req, struct response *res)
-{
-    bool draining = atomic_load(&req->app->draining);
-    bool redis = rds_ping(req->app->redis);
-    bool ready = redis && !draining;
+    bool ready = (follows_postgres ? postgres : redis) && !draining;
     struct jw *w = respond_json(res, ready ? 200 : 503);
 
     if (!ready)
         res->retry_after = 1;
     jw_object_begin(w);
     jw_key(w, "status"); jw_string(w, ready ? "ready" : draining ? "draining" : "unready");
-    jw_key(w, "redis");  jw_string(w, redis ? "ok" : "down");
+    if (follows_postgres) {
+        jw_key(w, "postgres");
+        jw_string(w, postgres ? "ok" : "down");
+    }
+    jw_key(w, "redis"); jw_string(w, redis ? "ok" : "down");
     jw_object_end(w);
+}
+
+void api_readyz(struct request *req, struct response *res)
+{
+    readiness(req, res, true);
+}
+
+void api_readyz_read(struct request *req, struct response *res)
+{
+    readiness(req, res, false);
 }
 
 void api_metrics(struct request *req, struct response *res)
