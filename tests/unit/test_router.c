@@ -118,6 +118,24 @@ Test(query, finds_and_decodes)
     cr_assert_str_eq(v, "");
 }
 
+/* top_n and limit: digits only, in range; the default only when absent. */
+Test(query, integer_in_range_or_refused)
+{
+    long long v = 0;
+
+    cr_assert(query_int("a=1", "limit", 1, 200, 50, &v));
+    cr_assert_eq(v, 50);
+    cr_assert(query_int("limit=200", "limit", 1, 200, 50, &v));
+    cr_assert_eq(v, 200);
+    cr_assert(query_int("limit=%37", "limit", 1, 200, 50, &v));
+    cr_assert_eq(v, 7);
+    const char *refused[] = {"limit=0", "limit=201", "limit=-1", "limit=+5", "limit=%205",
+                             "limit=%095", "limit=5x", "limit=", "limit",
+                             "limit=99999999999999999999", "limit=%zz"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        cr_assert_not(query_int(refused[i], "limit", 1, 200, 50, &v), "%s accepted", refused[i]);
+}
+
 Test(content_type, json_with_parameters)
 {
     cr_assert(content_type_is_json("application/json"));

@@ -7,7 +7,9 @@
  */
 #include "http/router.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -225,6 +227,27 @@ enum query_result query_get(const char *query, const char *name, char *out, size
         p = amp ? amp + 1 : NULL;
     }
     return QUERY_ABSENT;
+}
+
+bool query_int(const char *query, const char *name, long long min, long long max, long long dflt,
+               long long *out)
+{
+    char text[24], *end;
+    long long v;
+
+    *out = dflt;
+    switch (query_get(query, name, text, sizeof text)) {
+    case QUERY_ABSENT:  return true;
+    case QUERY_INVALID: return false;
+    case QUERY_FOUND:   break;
+    }
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (errno || end == text || *end != '\0' || text[0] < '0' || text[0] > '9' || v < min ||
+        v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
 bool bearer_token(const char *v, char *out, size_t size)

@@ -33,6 +33,11 @@ enum query_result { QUERY_ABSENT, QUERY_FOUND, QUERY_INVALID };
  * out; QUERY_INVALID when the value does not fit or has a bad escape. */
 enum query_result query_get(const char *query, const char *name, char *out, size_t size);
 
+/* An integer parameter: *out = dflt when absent; false unless its value is
+ * decimal digits only (no sign, no space) within [min, max]. */
+bool query_int(const char *query, const char *name, long long min, long long max, long long dflt,
+               long long *out);
+
 /* Extracts the token of "Authorization: Bearer <token>" (scheme case-insensitive,
  * token of visible ASCII, at most size - 1 bytes); false if absent or malformed. */
 bool bearer_token(const char *authorization, char *out, size_t size);

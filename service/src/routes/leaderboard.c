@@ -18,7 +18,6 @@
  * Redis becomes unreachable, then 503 as before. Fixed arrays, no heap: a
  * thread's cache is a few kilobytes and never leaks.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,27 +55,6 @@ static struct cached_board *cache_slot(const char *event_id, long long top_n)
     return &cache[(h ^ (uint32_t)top_n) % CACHE_SLOTS];
 }
 
-/* top_n: an integer from 1 to LEADERBOARD_TOP_MAX, default 10; else 400. */
-static bool parse_top_n(const char *query, long long *top_n)
-{
-    char text[16], *end;
-    long long v;
-
-    *top_n = TOP_N_DEFAULT;
-    switch (query_get(query, "top_n", text, sizeof text)) {
-    case QUERY_ABSENT:  return true;
-    case QUERY_INVALID: return false;
-    case QUERY_FOUND:   break;
-    }
-    errno = 0;
-    v = strtoll(text, &end, 10);
-    if (errno || end == text || *end != '\0' || text[0] == '+' || text[0] == ' ' ||
-        v < 1 || v > LEADERBOARD_TOP_MAX)
-        return false;
-    *top_n = v;
-    return true;
-}
-
 void api_leaderboard_top(struct request *req, struct response *res)
 {
     struct problem p = {0};
@@ -85,7 +63,7 @@ void api_leaderboard_top(struct request *req, struct response *res)
     long long top_n;
     size_t n;
 
-    if (!parse_top_n(req->query, &top_n)) {
+    if (!query_int(req->query, "top_n", 1, LEADERBOARD_TOP_MAX, TOP_N_DEFAULT, &top_n)) {
         respond_error(res, ET_ERR_MALFORMED, PT_INVALID_QUERY,
                       "top_n must be an integer from 1 to %d", LEADERBOARD_TOP_MAX);
         return;
