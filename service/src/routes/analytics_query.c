@@ -177,7 +177,7 @@ void api_analytics_list(struct request *req, struct response *res)
     struct problem p = {0};
     struct query_args a;
     struct analytics_row *rows = NULL;
-    char digest[65], key[CURSOR_KEY_MAX + 1], id[24], next[CURSOR_TEXT_MAX + 1];
+    char digest[65], key[CURSOR_KEY_MAX + 1], id[24];
     long long limit;
     size_t n = 0;
     bool more = false, after;
@@ -193,29 +193,17 @@ void api_analytics_list(struct request *req, struct response *res)
     struct cursor_scope scope = {"analytics", a.f.tenant ? a.f.tenant : "", digest};
     if (!list_cursor_parse(req, res, &scope, key, id, sizeof id, &after))
         goto done;
-    if ((rows = calloc((size_t)limit, sizeof *rows)) == NULL ||
+    if ((rows = rows_alloc((size_t)limit, sizeof *rows, &p)) == NULL ||
         analytics_list(req->store, &a.f, after ? key : NULL, after ? id : NULL, limit, rows, &n, &more,
                        &p) != ET_OK) {
-        if (rows == NULL && p.err == ET_OK)
-            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
         respond_problem(res, &p);
         goto done;
     }
-    struct jw *w = respond_json(res, 200);
-    jw_object_begin(w);
-    jw_key(w, "items");
-    jw_array_begin(w);
+    struct jw *w = list_page_begin(res);
     for (size_t i = 0; i < n; i++)
         encode_analytics_row(w, &rows[i]);
-    jw_array_end(w);
-    jw_key(w, "next_cursor");
-    if (more && n > 0 &&
-        cursor_encode(req->app->cfg->admin_key, &scope, rows[n - 1].occurred_at, rows[n - 1].seq,
-                      next))
-        jw_string(w, next);
-    else
-        jw_null(w);
-    jw_object_end(w);
+    list_page_end(req, w, &scope, more && n > 0, n > 0 ? rows[n - 1].occurred_at : "",
+                  n > 0 ? rows[n - 1].seq : "");
 done:
     analytics_rows_free(rows, n);
     free(rows);
@@ -271,10 +259,8 @@ void api_analytics_counts(struct request *req, struct response *res)
                       COUNTS_BUCKETS_MAX);
         goto done;
     }
-    if ((out = calloc(max, sizeof *out)) == NULL ||
+    if ((out = rows_alloc(max, sizeof *out, &p)) == NULL ||
         analytics_counts(req->store, &a.f, bucket, out, max, &n, &p) != ET_OK) {
-        if (out == NULL && p.err == ET_OK)
-            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
         respond_problem(res, &p);
         goto done;
     }

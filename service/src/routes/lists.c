@@ -8,7 +8,7 @@
  * (cursor.h); anything else is 400 and reads nothing. Keyset pagination
  * and the tenant rule live in store/lists.c.
  */
-#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,22 +35,7 @@ struct list_args {
 
 bool list_limit_parse(const char *query, long long *limit)
 {
-    char text[16], *end;
-    long long v;
-
-    *limit = LIMIT_DEFAULT;
-    switch (query_get(query, "limit", text, sizeof text)) {
-    case QUERY_ABSENT:  return true;
-    case QUERY_INVALID: return false;
-    case QUERY_FOUND:   break;
-    }
-    errno = 0;
-    v = strtoll(text, &end, 10);
-    if (errno || end == text || *end != '\0' || text[0] < '0' || text[0] > '9' || v < 1 ||
-        v > LIST_LIMIT_MAX)
-        return false;
-    *limit = v;
-    return true;
+    return query_int(query, "limit", 1, LIST_LIMIT_MAX, LIMIT_DEFAULT, limit);
 }
 
 /* filter_name (NULL: the list has none) must be absent or one of allowed. */
@@ -127,7 +112,7 @@ static bool list_args_parse(struct request *req, struct response *res, const cha
     return true;
 }
 
-static struct jw *list_begin(struct response *res)
+struct jw *list_page_begin(struct response *res)
 {
     struct jw *w = respond_json(res, 200);
 
@@ -137,35 +122,42 @@ static struct jw *list_begin(struct response *res)
     return w;
 }
 
-/* Closes the items array and writes next_cursor from the last row's position. */
-static void list_end(struct request *req, struct jw *w, const struct list_args *a, bool more,
-                     const char *key, const char *id)
+void list_page_end(struct request *req, struct jw *w, const struct cursor_scope *scope, bool more,
+                   const char *key, const char *id)
 {
     char cursor[CURSOR_TEXT_MAX + 1];
 
     jw_array_end(w);
     jw_key(w, "next_cursor");
-    if (more && cursor_encode(req->app->cfg->admin_key, &a->scope, key, id, cursor))
+    if (more && cursor_encode(req->app->cfg->admin_key, scope, key, id, cursor))
         jw_string(w, cursor);
     else
         jw_null(w);
     jw_object_end(w);
 }
 
-/* One list: the resource it lists, its filter, and how a row is fetched,
- * encoded and placed (its cursor position). The four lists differ only in
- * this; list_serve does the rest. */
+void *rows_alloc(size_t count, size_t size, struct problem *p)
+{
+    void *rows = calloc(count, size);
+
+    if (rows == NULL)
+        problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+    return rows;
+}
+
+/* One list: the resource it lists, its filter, how a row is encoded and
+ * where in a row its position (cursor key and id) is. The four lists differ
+ * only in this; list_serve does the rest. */
 struct list_kind {
     const char *name;                   /* the cursor's binding */
+    enum list_name list;
     const char *scope_param;            /* the path parameter naming the listed resource */
     bool scope_is_organization;         /* checked against the caller here; else by the store */
     const char *filter_name;            /* NULL: the list has no filter */
     const char *const *filter_values;
     size_t row_size;
-    enum et_err (*fetch)(struct store *st, const struct list_query *q, void *rows, size_t *count,
-                         bool *more, struct problem *p);
     void (*encode)(struct jw *w, const void *row);
-    void (*position)(const void *row, const char **key, const char **id);
+    size_t key_offset, id_offset;       /* of the char arrays holding the position */
 };
 
 static void list_serve(struct request *req, struct response *res, const struct list_kind *k)
@@ -181,88 +173,54 @@ static void list_serve(struct request *req, struct response *res, const struct l
                          k->filter_values, &a))
         return;
     if ((k->scope_is_organization && !tenant_owns(req, a.q.scope, NULL, &p)) ||
-        (rows = calloc((size_t)a.q.limit, k->row_size)) == NULL ||
-        k->fetch(req->store, &a.q, rows, &n, &more, &p) != ET_OK) {
-        if (p.err == ET_OK)
-            problem_set(&p, ET_ERR_INTERNAL, NULL, "out of memory");
+        (rows = rows_alloc((size_t)a.q.limit, k->row_size, &p)) == NULL ||
+        list_fetch(req->store, k->list, &a.q, rows, &n, &more, &p) != ET_OK) {
         respond_problem(res, &p);
         goto done;
     }
-    struct jw *w = list_begin(res);
+    struct jw *w = list_page_begin(res);
     for (size_t i = 0; i < n; i++)
         k->encode(w, rows + i * k->row_size);
-    if (n > 0)
-        k->position(rows + (n - 1) * k->row_size, &key, &id);
-    list_end(req, w, &a, more, key, id);
+    if (n > 0) {
+        key = rows + (n - 1) * k->row_size + k->key_offset;
+        id = rows + (n - 1) * k->row_size + k->id_offset;
+    }
+    list_page_end(req, w, &a.scope, more, key, id);
 done:
     free(rows);
 }
 
-/* ---- the lists: each one's verb, encoder and position, then its handler */
+/* ---- the lists: each one's encoder, then its handler */
 
-static enum et_err events_fetch(struct store *st, const struct list_query *q, void *rows,
-                                size_t *count, bool *more, struct problem *p)
-{
-    return events_list(st, q, rows, count, more, p);
-}
 static void event_encode(struct jw *w, const void *row) { encode_event(w, row); }
-static void event_position(const void *row, const char **key, const char **id)
-{
-    const struct event *e = row;
-    *key = e->created_at;
-    *id = e->id;
-}
 
 void api_events_list(struct request *req, struct response *res)
 {
-    static const struct list_kind events = {"events", "org_id", true, NULL, NULL,
-                                            sizeof(struct event), events_fetch, event_encode,
-                                            event_position};
+    static const struct list_kind events = {
+        "events", LIST_EVENTS, "org_id", true, NULL, NULL, sizeof(struct event), event_encode,
+        offsetof(struct event, created_at), offsetof(struct event, id)};
     list_serve(req, res, &events);
 }
 
-static enum et_err sessions_fetch(struct store *st, const struct list_query *q, void *rows,
-                                  size_t *count, bool *more, struct problem *p)
-{
-    return sessions_list(st, q, rows, count, more, p);
-}
 static void session_encode(struct jw *w, const void *row) { encode_session(w, row); }
-static void session_position(const void *row, const char **key, const char **id)
-{
-    const struct session *s = row;
-    *key = s->created_at;
-    *id = s->id;
-}
 
 void api_sessions_list(struct request *req, struct response *res)
 {
-    static const struct list_kind sessions = {"sessions", "event_id", false, NULL, NULL,
-                                              sizeof(struct session), sessions_fetch,
-                                              session_encode, session_position};
+    static const struct list_kind sessions = {
+        "sessions", LIST_SESSIONS, "event_id", false, NULL, NULL, sizeof(struct session),
+        session_encode, offsetof(struct session, created_at), offsetof(struct session, id)};
     list_serve(req, res, &sessions);
 }
 
 static void attendee_encode(struct jw *w, const void *row) { encode_attendee(w, row); }
 
-static enum et_err attendees_fetch(struct store *st, const struct list_query *q, void *rows,
-                                   size_t *count, bool *more, struct problem *p)
-{
-    return registrations_list(st, q, rows, count, more, p);
-}
-static void attendee_position(const void *row, const char **key, const char **id)
-{
-    const struct registration *r = row;
-    *key = r->registered_at;
-    *id = r->id;
-}
-
 void api_session_registrations_list(struct request *req, struct response *res)
 {
     static const char *const statuses[] = {"active", "cancelled", NULL};
-    static const struct list_kind attendees = {"registrations", "session_id", false, "status",
-                                               statuses, sizeof(struct registration),
-                                               attendees_fetch, attendee_encode,
-                                               attendee_position};
+    static const struct list_kind attendees = {
+        "registrations", LIST_REGISTRATIONS, "session_id", false, "status", statuses,
+        sizeof(struct registration), attendee_encode, offsetof(struct registration, registered_at),
+        offsetof(struct registration, id)};
     list_serve(req, res, &attendees);
 }
 
@@ -280,24 +238,12 @@ static void ledger_entry_encode(struct jw *w, const void *row)
     jw_object_end(w);
 }
 
-static enum et_err ledger_fetch(struct store *st, const struct list_query *q, void *rows,
-                                size_t *count, bool *more, struct problem *p)
-{
-    return ledger_list(st, q, rows, count, more, p);
-}
-/* The ledger's position is its id alone (ids grow with time). */
-static void ledger_entry_position(const void *row, const char **key, const char **id)
-{
-    const struct ledger_entry *e = row;
-    *key = e->id;
-    *id = e->id;
-}
-
+/* The ledger's position is its id alone (ids grow with time): key and id. */
 void api_ledger_list(struct request *req, struct response *res)
 {
     static const char *const kinds[] = {"opening_balance", "top_up", "registration", "refund", NULL};
-    static const struct list_kind ledger = {"ledger", "org_id", true, "kind", kinds,
-                                            sizeof(struct ledger_entry), ledger_fetch,
-                                            ledger_entry_encode, ledger_entry_position};
+    static const struct list_kind ledger = {
+        "ledger", LIST_LEDGER, "org_id", true, "kind", kinds, sizeof(struct ledger_entry),
+        ledger_entry_encode, offsetof(struct ledger_entry, id), offsetof(struct ledger_entry, id)};
     list_serve(req, res, &ledger);
 }

@@ -67,6 +67,14 @@ bool list_limit_parse(const char *query, long long *limit);
 struct cursor_scope;
 bool list_cursor_parse(struct request *req, struct response *res, const struct cursor_scope *scope,
                        char *key, char *id, size_t id_size, bool *present);
+/* lists.c: every list's answer, {"items": [...], "next_cursor": ...}:
+ * list_page_begin opens it at the items; list_page_end closes them and
+ * writes a cursor at (key, id) when more rows follow, else null. */
+struct jw *list_page_begin(struct response *res);
+void list_page_end(struct request *req, struct jw *w, const struct cursor_scope *scope, bool more,
+                   const char *key, const char *id);
+/* lists.c: calloc for a page of rows; NULL with p set to internal. */
+void *rows_alloc(size_t count, size_t size, struct problem *p);
 
 /* analytics_query.c */
 void api_analytics_list(struct request *req, struct response *res);

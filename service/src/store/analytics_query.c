@@ -24,6 +24,7 @@
 
 #include "store/handle.h"
 #include "store/pg.h"
+#include "store/rows.h"
 #include "store/store.h"
 
 /* $1 tenant, $2 event_type, $3 user_id, $4 since, $5 until, $6 payload. */
@@ -67,8 +68,6 @@ static const struct pg_stmt stmt_counts_tenant = {
 static const struct pg_stmt stmt_counts_admin = {
     "analytics_counts_admin", COUNTS("$1::text IS NULL"), 7};
 
-#define COPY(dst, row, col) snprintf((dst), sizeof(dst), "%s", PQgetvalue(res, (row), (col)))
-
 enum et_err analytics_list(struct store *st, const struct analytics_filter *f,
                            const char *after_key, const char *after_id, long long limit,
                            struct analytics_row *out, size_t *count, bool *more, struct problem *p)
@@ -85,17 +84,9 @@ enum et_err analytics_list(struct store *st, const struct analytics_filter *f,
     res = pg_exec(db, f->tenant ? &stmt_list_tenant : &stmt_list_admin, params, p);
     if (res == NULL)
         return p->err;
-    *count = (size_t)PQntuples(res);
-    *more = *count > (size_t)limit;
-    if (*more)
-        *count = (size_t)limit;
+    *count = rows_page(res, limit, more);
+    rows_copy(res, (int)*count, &analytics_text_row, out);
     for (int i = 0; i < (int)*count; i++) {
-        COPY(out[i].event_id, i, 0);
-        COPY(out[i].event_type, i, 1);
-        COPY(out[i].user_id, i, 2);
-        COPY(out[i].occurred_at, i, 3);
-        COPY(out[i].received_at, i, 4);
-        COPY(out[i].seq, i, 5);
         if ((out[i].payload = strdup(PQgetvalue(res, i, 6))) == NULL) {
             analytics_rows_free(out, (size_t)i);
             *count = 0;
@@ -133,10 +124,7 @@ enum et_err analytics_counts(struct store *st, const struct analytics_filter *f,
         PQclear(res);
         return problem_set(p, ET_ERR_INTERNAL, NULL, "more buckets than the window allows");
     }
-    for (int i = 0; i < (int)*count; i++) {
-        COPY(out[i].start, i, 0);
-        out[i].count = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-    }
+    rows_copy(res, (int)*count, &analytics_bucket_row, out);
     PQclear(res);
     return ET_OK;
 }

@@ -34,7 +34,7 @@
 #include "store/busy.h"
 #include "store/handle.h"
 #include "store/pg.h"
-#include "store/registration_row.h"
+#include "store/rows.h"
 #include "store/store.h"
 
 static const struct pg_stmt stmt_cancel = {
@@ -60,8 +60,7 @@ static const struct pg_stmt stmt_cancel = {
     "  INSERT INTO credit_ledger (organization_id, kind, delta, registration_id)"
     "  SELECT organization_id, 'refund', 1, id FROM cancel"
     ")"
-    "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
-    SQL_RFC3339("r.registered_at") ", " SQL_RFC3339("r.cancelled_at") ","
+    "SELECT " REGISTRATION_COLUMNS("r.") ","
     "       d.credits + (SELECT coalesce(sum(c.credits), 0) FROM credit_buckets c"
     "                     WHERE c.organization_id = r.organization_id AND c.slot <> d.slot)"
     "  FROM cancel r, credit d",
@@ -113,7 +112,7 @@ enum et_err registrations_cancel(struct store *st, const char *id, const char *t
             return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                                "the organization of registration %s is saturated; retry", id);
     }
-    registration_from_row(res, out);
+    row_copy(res, 0, &registration_with_balance_row, out);
     PQclear(res);
     return ET_OK;
 }

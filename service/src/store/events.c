@@ -12,23 +12,20 @@
 
 #include "store/handle.h"
 #include "store/pg.h"
+#include "store/rows.h"
 #include "store/store.h"
-
-#define EVENT_COLUMNS \
-    "id, organization_id, name, " SQL_RFC3339("starts_at") ", " SQL_RFC3339("created_at")
-#define SESSION_COLUMNS "id, event_id, title, speaker_id, " SQL_RFC3339("created_at")
 
 static const struct pg_stmt stmt_event_create = {
     "events_create",
     "INSERT INTO events (id, organization_id, name, starts_at)"
     " VALUES ($1, $2, $3, $4::timestamptz)"
     " ON CONFLICT (id) DO NOTHING"
-    " RETURNING " EVENT_COLUMNS,
+    " RETURNING " EVENT_COLUMNS(""),
     4};
 
 static const struct pg_stmt stmt_event_get = {
     "events_get",
-    "SELECT " EVENT_COLUMNS " FROM events"
+    "SELECT " EVENT_COLUMNS("") " FROM events"
     " WHERE id = $1 AND ($2::text IS NULL OR organization_id = $2::text)",
     2};
 
@@ -38,7 +35,7 @@ static const struct pg_stmt stmt_session_create = {
     " SELECT $1, e.id, e.organization_id, $3, $4 FROM events e"
     "  WHERE e.id = $2 AND ($5::text IS NULL OR e.organization_id = $5::text)"
     " ON CONFLICT (id) DO NOTHING"
-    " RETURNING " SESSION_COLUMNS,
+    " RETURNING " SESSION_COLUMNS(""),
     5};
 
 /* Why a session insert returned nothing: the event is missing, or the id is taken. */
@@ -51,27 +48,9 @@ static const struct pg_stmt stmt_session_refusal = {
 
 static const struct pg_stmt stmt_session_get = {
     "sessions_get",
-    "SELECT " SESSION_COLUMNS " FROM sessions"
+    "SELECT " SESSION_COLUMNS("") " FROM sessions"
     " WHERE id = $1 AND ($2::text IS NULL OR organization_id = $2::text)",
     2};
-
-static void event_from_row(const PGresult *res, struct event *e)
-{
-    snprintf(e->id, sizeof e->id, "%s", PQgetvalue(res, 0, 0));
-    snprintf(e->organization_id, sizeof e->organization_id, "%s", PQgetvalue(res, 0, 1));
-    snprintf(e->name, sizeof e->name, "%s", PQgetvalue(res, 0, 2));
-    snprintf(e->starts_at, sizeof e->starts_at, "%s", PQgetvalue(res, 0, 3));
-    snprintf(e->created_at, sizeof e->created_at, "%s", PQgetvalue(res, 0, 4));
-}
-
-static void session_from_row(const PGresult *res, struct session *s)
-{
-    snprintf(s->id, sizeof s->id, "%s", PQgetvalue(res, 0, 0));
-    snprintf(s->event_id, sizeof s->event_id, "%s", PQgetvalue(res, 0, 1));
-    snprintf(s->title, sizeof s->title, "%s", PQgetvalue(res, 0, 2));
-    snprintf(s->speaker_id, sizeof s->speaker_id, "%s", PQgetvalue(res, 0, 3));
-    snprintf(s->created_at, sizeof s->created_at, "%s", PQgetvalue(res, 0, 4));
-}
 
 enum et_err events_create(struct store *st, struct event *ev, struct problem *p)
 {
@@ -101,7 +80,7 @@ enum et_err events_create(struct store *st, struct event *ev, struct problem *p)
         PQclear(res);
         return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS, "event %s already exists", ev->id);
     }
-    event_from_row(res, ev);
+    row_copy(res, 0, &event_row, ev);
     PQclear(res);
     return ET_OK;
 }
@@ -109,15 +88,9 @@ enum et_err events_create(struct store *st, struct event *ev, struct problem *p)
 enum et_err events_get(struct store *st, const char *id, const char *tenant, struct event *out,
                        struct problem *p)
 {
-    struct pg *db = store_pg(st, p);
     const char *params[] = {id, tenant};
-    PGresult *res = db ? pg_exec_row(db, &stmt_event_get, params, "event", id, p) : NULL;
 
-    if (res == NULL)
-        return p->err;
-    event_from_row(res, out);
-    PQclear(res);
-    return ET_OK;
+    return row_get(st, &stmt_event_get, params, "event", id, &event_row, out, p);
 }
 
 enum et_err sessions_create(struct store *st, struct session *s, const char *tenant,
@@ -136,7 +109,7 @@ enum et_err sessions_create(struct store *st, struct session *s, const char *ten
     if ((res = pg_exec(db, &stmt_session_create, params, p)) == NULL)
         return p->err;
     if (PQntuples(res) == 1) {
-        session_from_row(res, s);
+        row_copy(res, 0, &session_row, s);
         PQclear(res);
         return ET_OK;
     }
@@ -155,13 +128,7 @@ enum et_err sessions_create(struct store *st, struct session *s, const char *ten
 enum et_err sessions_get(struct store *st, const char *id, const char *tenant, struct session *out,
                          struct problem *p)
 {
-    struct pg *db = store_pg(st, p);
     const char *params[] = {id, tenant};
-    PGresult *res = db ? pg_exec_row(db, &stmt_session_get, params, "session", id, p) : NULL;
 
-    if (res == NULL)
-        return p->err;
-    session_from_row(res, out);
-    PQclear(res);
-    return ET_OK;
+    return row_get(st, &stmt_session_get, params, "session", id, &session_row, out, p);
 }

@@ -25,11 +25,11 @@
  *     row: the position is a row's own (key, id), which never changes.
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "invariant.h"
 #include "store/handle.h"
 #include "store/pg.h"
+#include "store/rows.h"
 #include "store/store.h"
 
 #define AFTER_TIME "(coalesce($3::timestamptz, 'infinity'), coalesce($4::text, ''))"
@@ -47,139 +47,66 @@ static const struct pg_stmt stmt_session_owner = {
 /* $1 scope, $2 filter (NULL: none), $3 after_key, $4 after_id, $5 limit + 1. */
 static const struct pg_stmt stmt_events_page = {
     "lists_events",
-    "SELECT id, organization_id, name, " SQL_RFC3339("starts_at") ", " SQL_RFC3339("created_at")
-    "  FROM events WHERE organization_id = $1 AND $2::text IS NULL"
+    "SELECT " EVENT_COLUMNS("") "  FROM events WHERE organization_id = $1 AND $2::text IS NULL"
     "   AND (created_at, id::text) < " AFTER_TIME
     " ORDER BY created_at DESC, id DESC LIMIT $5",
     5};
 static const struct pg_stmt stmt_sessions_page = {
     "lists_sessions",
-    "SELECT id, event_id, title, speaker_id, " SQL_RFC3339("created_at")
-    "  FROM sessions WHERE event_id = $1 AND $2::text IS NULL"
+    "SELECT " SESSION_COLUMNS("") "  FROM sessions WHERE event_id = $1 AND $2::text IS NULL"
     "   AND (created_at, id::text) < " AFTER_TIME
     " ORDER BY created_at DESC, id DESC LIMIT $5",
     5};
 static const struct pg_stmt stmt_registrations_page = {
     "lists_registrations",
-    "SELECT id, session_id, user_id, organization_id, ticket_type, price_paid, "
-    SQL_RFC3339("registered_at") ", coalesce(" SQL_RFC3339("cancelled_at") ", '')"
-    "  FROM registrations WHERE session_id = $1"
+    "SELECT " REGISTRATION_COLUMNS("") "  FROM registrations WHERE session_id = $1"
     "   AND ($2::text IS NULL OR ($2::text = 'cancelled') = (cancelled_at IS NOT NULL))"
     "   AND (registered_at, id::text) < " AFTER_TIME
     " ORDER BY registered_at DESC, id DESC LIMIT $5",
     5};
 static const struct pg_stmt stmt_ledger_page = {
     "lists_ledger",
-    "SELECT id, kind, delta, coalesce(registration_id, ''), coalesce(reason, ''), "
-    SQL_RFC3339("created_at")
-    "  FROM credit_ledger WHERE organization_id = $1 AND ($2::text IS NULL OR kind = $2::text)"
+    "SELECT " LEDGER_COLUMNS("") "  FROM credit_ledger WHERE organization_id = $1 AND ($2::text IS NULL OR kind = $2::text)"
     "   AND id < coalesce($3::bigint, $4::bigint, 9223372036854775807)"
     " ORDER BY id DESC LIMIT $5",
     5};
 
-/* Design note 4, then the page (limit + 1 rows: *more). Caller PQclear()s. */
-static PGresult *list_page(struct store *st, const struct pg_stmt *owner, const char *what,
-                           const struct pg_stmt *page, const struct list_query *q,
-                           size_t *count, bool *more, struct problem *p)
+/* Each list: the statement that checks its resource (design note 4), what
+ * that resource is called in a 404, the page statement, the rows' layout. */
+static const struct {
+    const struct pg_stmt *owner;
+    const char *what;
+    const struct pg_stmt *page;
+    const struct row_layout *row;
+} lists[] = {
+    [LIST_EVENTS] = {&stmt_org_owner, "organization", &stmt_events_page, &event_row},
+    [LIST_SESSIONS] = {&stmt_event_owner, "event", &stmt_sessions_page, &session_row},
+    [LIST_REGISTRATIONS] = {&stmt_session_owner, "session", &stmt_registrations_page,
+                            &registration_row},
+    [LIST_LEDGER] = {&stmt_org_owner, "organization", &stmt_ledger_page, &ledger_row},
+};
+
+/* Design note 4, then the page: limit + 1 rows, the last only for *more. */
+enum et_err list_fetch(struct store *st, enum list_name list, const struct list_query *q,
+                       void *out, size_t *count, bool *more, struct problem *p)
 {
     const char *owner_params[] = {q->scope, q->tenant};
     char fetch[24];
     struct pg *db = store_pg(st, p);
     PGresult *res;
 
-    if (db == NULL || (res = pg_exec_row(db, owner, owner_params, what, q->scope, p)) == NULL)
-        return NULL;
+    ET_ASSERT((size_t)list < sizeof lists / sizeof lists[0]);
+    if (db == NULL ||
+        (res = pg_exec_row(db, lists[list].owner, owner_params, lists[list].what, q->scope, p)) ==
+            NULL)
+        return p->err;
     PQclear(res);
     snprintf(fetch, sizeof fetch, "%lld", q->limit + 1);
     const char *params[] = {q->scope, q->filter, q->after_key, q->after_id, fetch};
-    if ((res = pg_exec(db, page, params, p)) == NULL)
-        return NULL;
-    *count = (size_t)PQntuples(res);
-    *more = *count > (size_t)q->limit;
-    if (*more)
-        *count = (size_t)q->limit;
-    return res;
-}
-
-#define COPY(dst, row, col) snprintf((dst), sizeof(dst), "%s", PQgetvalue(res, (row), (col)))
-
-enum et_err events_list(struct store *st, const struct list_query *q, struct event *out,
-                        size_t *count, bool *more, struct problem *p)
-{
-    PGresult *res = list_page(st, &stmt_org_owner, "organization", &stmt_events_page, q, count,
-                              more, p);
-
-    if (res == NULL)
+    if ((res = pg_exec(db, lists[list].page, params, p)) == NULL)
         return p->err;
-    for (int i = 0; i < (int)*count; i++) {
-        COPY(out[i].id, i, 0);
-        COPY(out[i].organization_id, i, 1);
-        COPY(out[i].name, i, 2);
-        COPY(out[i].starts_at, i, 3);
-        COPY(out[i].created_at, i, 4);
-    }
-    PQclear(res);
-    return ET_OK;
-}
-
-enum et_err sessions_list(struct store *st, const struct list_query *q, struct session *out,
-                          size_t *count, bool *more, struct problem *p)
-{
-    PGresult *res = list_page(st, &stmt_event_owner, "event", &stmt_sessions_page, q, count,
-                              more, p);
-
-    if (res == NULL)
-        return p->err;
-    for (int i = 0; i < (int)*count; i++) {
-        COPY(out[i].id, i, 0);
-        COPY(out[i].event_id, i, 1);
-        COPY(out[i].title, i, 2);
-        COPY(out[i].speaker_id, i, 3);
-        COPY(out[i].created_at, i, 4);
-    }
-    PQclear(res);
-    return ET_OK;
-}
-
-enum et_err registrations_list(struct store *st, const struct list_query *q, struct registration *out,
-                               size_t *count, bool *more, struct problem *p)
-{
-    PGresult *res = list_page(st, &stmt_session_owner, "session", &stmt_registrations_page, q,
-                              count, more, p);
-
-    if (res == NULL)
-        return p->err;
-    for (int i = 0; i < (int)*count; i++) {
-        COPY(out[i].id, i, 0);
-        COPY(out[i].session_id, i, 1);
-        COPY(out[i].user_id, i, 2);
-        COPY(out[i].organization_id, i, 3);
-        COPY(out[i].ticket_type, i, 4);
-        COPY(out[i].price_paid, i, 5);
-        COPY(out[i].registered_at, i, 6);
-        COPY(out[i].cancelled_at, i, 7);
-        out[i].credits_remaining = 0;
-    }
-    PQclear(res);
-    return ET_OK;
-}
-
-enum et_err ledger_list(struct store *st, const struct list_query *q, struct ledger_entry *out,
-                        size_t *count, bool *more, struct problem *p)
-{
-    PGresult *res = list_page(st, &stmt_org_owner, "organization", &stmt_ledger_page, q, count,
-                              more, p);
-
-    if (res == NULL)
-        return p->err;
-    for (int i = 0; i < (int)*count; i++) {
-        COPY(out[i].id, i, 0);
-        COPY(out[i].kind, i, 1);
-        out[i].delta = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        COPY(out[i].registration_id, i, 3);
-        COPY(out[i].reason, i, 4);
-        COPY(out[i].created_at, i, 5);
-    }
+    *count = rows_page(res, q->limit, more);
+    rows_copy(res, (int)*count, lists[list].row, out);
     PQclear(res);
     return ET_OK;
 }

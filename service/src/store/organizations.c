@@ -36,6 +36,7 @@
 
 #include "store/handle.h"
 #include "store/pg.h"
+#include "store/rows.h"
 #include "store/store.h"
 
 static const struct pg_stmt stmt_create = {
@@ -55,12 +56,12 @@ static const struct pg_stmt stmt_create = {
     "  INSERT INTO api_keys (id, organization_id, secret_sha256)"
     "  SELECT $4, id, sha256(convert_to($5, 'UTF8')) FROM org"
     ")"
-    "SELECT id, name, credits, " SQL_RFC3339("created_at") " FROM org",
+    "SELECT " ORGANIZATION_COLUMNS("", "credits") " FROM org",
     5};
 
 static const struct pg_stmt stmt_get = {
     "organizations_get",
-    "SELECT o.id, o.name, b.balance, " SQL_RFC3339("o.created_at")
+    "SELECT " ORGANIZATION_COLUMNS("o.", "b.balance")
     "  FROM organizations o JOIN organization_balances b ON b.organization_id = o.id"
     " WHERE o.id = $1",
     1};
@@ -91,14 +92,6 @@ static const struct pg_stmt stmt_top_up = {
     "SELECT sum(credits) FROM added HAVING count(*) > 0",
     3};
 
-static void organization_from_row(const PGresult *res, struct organization *o)
-{
-    snprintf(o->id, sizeof o->id, "%s", PQgetvalue(res, 0, 0));
-    snprintf(o->name, sizeof o->name, "%s", PQgetvalue(res, 0, 1));
-    o->credits = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    snprintf(o->created_at, sizeof o->created_at, "%s", PQgetvalue(res, 0, 3));
-}
-
 enum et_err organizations_create(struct store *st, struct organization *org, struct api_key *key,
                                  struct problem *p)
 {
@@ -122,7 +115,7 @@ enum et_err organizations_create(struct store *st, struct organization *org, str
         return problem_set(p, ET_ERR_CONFLICT, PT_ALREADY_EXISTS,
                            "organization %s already exists", org->id);
     }
-    organization_from_row(res, org);
+    row_copy(res, 0, &organization_row, org);
     PQclear(res);
     return ET_OK;
 }
@@ -130,29 +123,18 @@ enum et_err organizations_create(struct store *st, struct organization *org, str
 enum et_err organizations_get(struct store *st, const char *id, struct organization *out,
                               struct problem *p)
 {
-    struct pg *db = store_pg(st, p);
     const char *params[] = {id};
-    PGresult *res = db ? pg_exec_row(db, &stmt_get, params, "organization", id, p) : NULL;
 
-    if (res == NULL)
-        return p->err;
-    organization_from_row(res, out);
-    PQclear(res);
-    return ET_OK;
+    return row_get(st, &stmt_get, params, "organization", id, &organization_row, out, p);
 }
 
 enum et_err credits_balance(struct store *st, const char *organization_id, long long *balance,
                             struct problem *p)
 {
-    struct pg *db = store_pg(st, p);
     const char *params[] = {organization_id};
-    PGresult *res = db ? pg_exec_row(db, &stmt_balance, params, "organization", organization_id, p) : NULL;
 
-    if (res == NULL)
-        return p->err;
-    *balance = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return ET_OK;
+    return row_get(st, &stmt_balance, params, "organization", organization_id, &integer_row,
+                   balance, p);
 }
 
 enum et_err credits_top_up(struct store *st, const char *organization_id, const struct top_up *t,

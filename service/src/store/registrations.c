@@ -71,7 +71,7 @@
 #include "store/group_commit.h"
 #include "store/handle.h"
 #include "store/pg.h"
-#include "store/registration_row.h"
+#include "store/rows.h"
 #include "store/store.h"
 
 
@@ -168,9 +168,7 @@ static const struct pg_stmt stmt_refusal = {
 
 static const struct pg_stmt stmt_get = {
     "registrations_get",
-    "SELECT r.id, r.session_id, r.user_id, r.organization_id, r.ticket_type, r.price_paid, "
-    SQL_RFC3339("r.registered_at") ", coalesce(" SQL_RFC3339("r.cancelled_at") ", ''),"
-    "       b.balance"
+    "SELECT " REGISTRATION_COLUMNS("r.") ", b.balance"
     "  FROM registrations r JOIN organization_balances b ON b.organization_id = r.organization_id"
     " WHERE r.id = $1 AND ($2::text IS NULL OR r.organization_id = $2::text)",
     2};
@@ -343,26 +341,8 @@ void registrations_group_stats(long *groups, long *grouped)
 enum et_err registrations_get(struct store *st, const char *id, const char *tenant,
                               struct registration *out, struct problem *p)
 {
-    struct pg *db = store_pg(st, p);
     const char *params[] = {id, tenant};
-    PGresult *res = db ? pg_exec_row(db, &stmt_get, params, "registration", id, p) : NULL;
 
-    if (res == NULL)
-        return p->err;
-    registration_from_row(res, out);
-    PQclear(res);
-    return ET_OK;
-}
-
-void registration_from_row(const PGresult *res, struct registration *out)
-{
-    snprintf(out->id, sizeof out->id, "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->session_id, sizeof out->session_id, "%s", PQgetvalue(res, 0, 1));
-    snprintf(out->user_id, sizeof out->user_id, "%s", PQgetvalue(res, 0, 2));
-    snprintf(out->organization_id, sizeof out->organization_id, "%s", PQgetvalue(res, 0, 3));
-    snprintf(out->ticket_type, sizeof out->ticket_type, "%s", PQgetvalue(res, 0, 4));
-    snprintf(out->price_paid, sizeof out->price_paid, "%s", PQgetvalue(res, 0, 5));
-    snprintf(out->registered_at, sizeof out->registered_at, "%s", PQgetvalue(res, 0, 6));
-    snprintf(out->cancelled_at, sizeof out->cancelled_at, "%s", PQgetvalue(res, 0, 7));
-    out->credits_remaining = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
+    return row_get(st, &stmt_get, params, "registration", id, &registration_with_balance_row, out,
+                   p);
 }

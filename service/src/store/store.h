@@ -171,14 +171,16 @@ struct list_query {
     const char *after_id;
     long long limit;               /* 1 .. LIST_LIMIT_MAX */
 };
-enum et_err events_list(struct store *st, const struct list_query *q, struct event *out,
-                        size_t *count, bool *more, struct problem *p);
-enum et_err sessions_list(struct store *st, const struct list_query *q, struct session *out,
-                          size_t *count, bool *more, struct problem *p);
-enum et_err registrations_list(struct store *st, const struct list_query *q, struct registration *out,
-                               size_t *count, bool *more, struct problem *p);
-enum et_err ledger_list(struct store *st, const struct list_query *q, struct ledger_entry *out,
-                        size_t *count, bool *more, struct problem *p);
+/* The lists, and the struct each one's rows are. */
+enum list_name {
+    LIST_EVENTS,                   /* struct event, of an organization */
+    LIST_SESSIONS,                 /* struct session, of an event */
+    LIST_REGISTRATIONS,            /* struct registration, of a session (status=) */
+    LIST_LEDGER,                   /* struct ledger_entry, of an organization (kind=) */
+};
+/* out: room for q->limit structs of the list's kind. */
+enum et_err list_fetch(struct store *st, enum list_name list, const struct list_query *q,
+                       void *out, size_t *count, bool *more, struct problem *p);
 
 /*
  * Idempotency-Key (store/idempotency.c). A keyed request runs inside one
