@@ -231,7 +231,10 @@ static char *filtered_answer(const char *base, const char *key)
  * rows dropped, sequential and plain index scans priced out for the
  * service's new connections), its use read back from pg_stat_user_indexes;
  * then it is dropped, the planner's settings restored, and the same
- * questions asked again: now answered by reading every row. */
+ * questions asked again: now answered by reading every row. The service has
+ * one worker (one connection) and first answers unfiltered reads: a prepared
+ * statement would have settled on a generic plan by then, which cannot use
+ * the index (store/analytics_query.c design note 2). */
 Test(migrate, containment_answers_the_same_rows_through_the_gin_index_as_without_it)
 {
     rig_db_create(true);
@@ -262,7 +265,17 @@ Test(migrate, containment_answers_the_same_rows_through_the_gin_index_as_without
     scratch_exec("ANALYZE analytics_events");
     scratch_exec(fmt("ALTER DATABASE \"%s\" SET enable_seqscan = off", rig.db_name));
     scratch_exec(fmt("ALTER DATABASE \"%s\" SET enable_indexscan = off", rig.db_name));
-    pid = rig_service(NULL, 0, NULL, NULL, &b);
+    const char *one_worker[] = {"--threads", "1", NULL};
+    pid = rig_service(NULL, 0, one_worker, NULL, &b);
+    for (int i = 0; i < 8; i++) {
+        const char *paths[] = {"/v1/analytics/events?limit=200&" WINDOW,
+                               "/v1/analytics/counts?bucket=hour&" WINDOW};
+        for (size_t k = 0; k < 2; k++) {
+            r = http_get_at_as(b, paths[k], key);
+            EXPECT_JSON(r, 200);
+            http_resp_free(r);
+        }
+    }
     long long scans = rig_db_ll("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = '" GIN "'", NULL);
 
     char *with_gin = filtered_answer(b, key);
