@@ -149,8 +149,8 @@ static size_t sql_next_statement(const char *s, const char **start)
 {
     const char *c = s, *next;
 
-    for (;;) {    /* blanks and comments before the statement belong to no statement */
-        while (isspace((unsigned char)*c))
+    for (;;) {    /* blanks, comments and empty statements (";;") are skipped */
+        while (isspace((unsigned char)*c) || *c == ';')
             c++;
         if ((c[0] == '-' && c[1] == '-') || (c[0] == '/' && c[1] == '*'))
             c = sql_skip_quoted(c, '\0');
