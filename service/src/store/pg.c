@@ -8,7 +8,12 @@
  *     connection needs no pool lock on the request path.
  *  2. Statements are prepared lazily, once per connection, and executed by
  *     name: parse and plan once, then only parameters cross the wire. SQL is
- *     never assembled from input; every value is a parameter.
+ *     never assembled from input; every value is a parameter. A statement
+ *     with an empty name is sent whole each time instead (PostgreSQL's
+ *     unnamed statement), so it is planned with its values: after five
+ *     executions a prepared statement may settle on a generic plan, which
+ *     cannot use an index that only some values make worthwhile (the GIN
+ *     index of the analytics payload filter, store/analytics_query.c).
  *  3. A connection can die while idle (server restart, failover, idle
  *     timeout). Before each use we poll the socket: an idle connection that
  *     became readable has an error or EOF waiting, so it is dropped and
@@ -411,7 +416,7 @@ static enum pg_trip pg_trip_stmt(struct pg *db, const struct pg_stmt *st, const 
     bool sent;
 
     *unsent = true;
-    if (st != NULL && !pg_prepared(db, st)) {
+    if (st != NULL && st->name[0] != '\0' && !pg_prepared(db, st)) {
         sent = PQsendPrepare(db->conn, st->name, st->sql, st->nparams, NULL) == 1;
         t = pg_trip(db->conn, db->deadline_us, sent, out, &db->late_error);
         if (t != TRIP_DONE || PQresultStatus(*out) != PGRES_COMMAND_OK)
@@ -420,7 +425,9 @@ static enum pg_trip pg_trip_stmt(struct pg *db, const struct pg_stmt *st, const 
         if (db->nprepared < PG_MAX_PREPARED)
             db->prepared[db->nprepared++] = st;
     }
-    if (st != NULL)
+    if (st != NULL && st->name[0] == '\0')
+        sent = PQsendQueryParams(db->conn, st->sql, st->nparams, NULL, params, NULL, NULL, 0) == 1;
+    else if (st != NULL)
         sent = PQsendQueryPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0) == 1;
     else
         sent = PQsendQuery(db->conn, sql) == 1;

@@ -37,7 +37,11 @@
 struct pg_pool;     /* process-wide: connection string and counters */
 struct pg;          /* one thread's connection */
 
-/* A statement prepared once per connection under `name`. Define as static const. */
+/* A statement prepared once per connection under `name`. Define as static const.
+ * An empty name ("") is never prepared: each execution is parsed and planned
+ * with its parameters' values (PostgreSQL's unnamed statement), for a
+ * statement whose best plan depends on them -- a prepared one switches to a
+ * generic plan after five executions, blind to the values (store/pg.c note 2). */
 struct pg_stmt {
     const char *name;
     const char *sql;
