@@ -601,8 +601,7 @@ Test(faults, postgres_down_refuses_writes_serves_the_board_and_recovers_without_
 /* 3. SIGTERM during load                                                               */
 /* ================================================================================== */
 
-enum { TERM_LOADERS = 4, TERM_GRACE_S = 1, TERM_DRAIN_S = 5, SLOW_VIEWS = 200, SLOW_PIECES = 20,
-       TERM_LOAD_MIN = 40 /* requests under way before SIGTERM */ };
+enum { TERM_LOADERS = 4, TERM_MIN_SENT = 40, TERM_GRACE_S = 1, TERM_DRAIN_S = 5, SLOW_VIEWS = 200, SLOW_PIECES = 20 };
 
 struct loader {
     pthread_t thread;
@@ -612,6 +611,21 @@ struct loader {
     size_t sent, created, read_ok, failed;
     char first_failure[400];
 };
+
+/* Returns once the loaders (still running) have sent TERM_MIN_SENT
+ * requests: the load runs before the signal, counted rather than assumed
+ * after a fixed pause (500 ms gave 12 requests, not 40, at load average 25). */
+static void wait_for_load(struct loader *ld)
+{
+    size_t n = 0;
+    it_pause_ms(500);   /* at least as long as the fixed pause this replaces */
+    for (long long t0 = it_now_ms(); n < TERM_MIN_SENT && it_now_ms() - t0 < 20000; it_pause_ms(20)) {
+        n = 0;
+        for (int i = 0; i < TERM_LOADERS; i++)
+            n += __atomic_load_n(&ld[i].sent, __ATOMIC_RELAXED);
+    }
+    cr_assert(n >= TERM_MIN_SENT, "only %zu requests were sent in 20 s: the load did not run", n);
+}
 
 struct grow {
     char *p;
@@ -666,7 +680,7 @@ static void *loader_main(void *arg)
         } else {
             curl_easy_setopt(h, CURLOPT_URL, read_url);
         }
-        __atomic_add_fetch(&ld->sent, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&ld->sent, 1, __ATOMIC_RELAXED);  /* the test waits on it */
         CURLcode rc = curl_easy_perform(h);
         long status = 0;
         if (rc == CURLE_OK)
@@ -777,15 +791,7 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
         ld[i] = (struct loader){.index = i, .base = b, .session = ses, .evt = evt, .prefix = prefix, .stop = &stop};
         cr_assert(pthread_create(&ld[i].thread, NULL, loader_main, &ld[i]) == 0);
     }
-    /* Under way before the signal: at least TERM_LOAD_MIN requests sent, waited
-     * for (not a fixed pause), so a crowded machine slows the test, not fails it. */
-    size_t started = 0;
-    for (long long t0 = it_now_ms(); started < TERM_LOAD_MIN && it_now_ms() - t0 < 20000; it_pause_ms(20)) {
-        started = 0;
-        for (int i = 0; i < TERM_LOADERS; i++)
-            started += __atomic_load_n(&ld[i].sent, __ATOMIC_ACQUIRE);
-    }
-    cr_assert(started >= TERM_LOAD_MIN, "the loaders sent %zu requests in 20 s: the load did not run", started);
+    wait_for_load(ld);
 
     struct slow slow = {.base = b, .body = batch_body(it_id("slow"), ses, SLOW_VIEWS)};
     slow.len = strlen(slow.body);
@@ -850,7 +856,7 @@ Test(faults, sigterm_under_load_answers_every_request_and_exits_0)
         cr_assert(ld[i].failed == 0, "loader %d: %zu of %zu requests got no complete 2xx response; the first: %s", i,
                   ld[i].failed, ld[i].sent, ld[i].first_failure);
     }
-    cr_assert(sent >= TERM_LOAD_MIN, "only %zu requests were sent: the load did not run", sent);
+    cr_assert(sent >= TERM_MIN_SENT, "only %zu requests were sent: the load did not run", sent);
 
     /* The slow batch was in flight when the listener closed, and completed. */
     cr_assert(slow.rc == CURLE_OK, "the slow batch in flight at shutdown got no response: %s",

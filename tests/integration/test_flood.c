@@ -261,7 +261,13 @@ Test(flood, bursts_far_over_the_limit_refuse_only_the_excess_and_leave_the_servi
     stop_and_time();
 }
 
-Test(flood, ten_thousand_keep_alive_connections_are_served_in_under_256_mb)
+/* Its own time limit, above the suite's 90 s: its answers alone may take up
+ * to 90 s (the deadline below), after the start and the 10,000 connects and
+ * before the second round and the stop. Under the suite's 90 s, the test
+ * passed in 86.9 s at load average 55 and the timeout then struck its .fini:
+ * Criterion 2.4.1 aborted the whole run ("The test has already ended,
+ * invalid state 'timeout'"). */
+Test(flood, ten_thousand_keep_alive_connections_are_served_in_under_256_mb, .timeout = 180)
 {
     enum { N = 10000 };
     long long limit = raise_own_fd_limit();
