@@ -4,8 +4,8 @@
  * docs/adr/0008, docs/adr/0016).
  *
  * Each item (a registration, a single-event ingest) joins its kind's
- * process-wide queue. While fewer than GROUP_LANES groups of that kind are
- * in flight, the oldest waiter leads: it takes up to GROUP_MAX queued items
+ * process-wide queue. While fewer than `lanes` groups of that kind are in
+ * flight (the group_commit_lanes setting, 2 by default: group_commit_configure), the oldest waiter leads: it takes up to GROUP_MAX queued items
  * and saves them in one transaction on its own connection. Nobody waits for
  * a group to fill: at an idle service the queue is empty and an item runs
  * alone, at once.
@@ -40,8 +40,20 @@
 
 #include <stddef.h>
 
-#define GROUP_LANES 2                /* groups in flight at once */
+#include "model.h"
+
 #define GROUP_MAX 32                 /* items in one group */
+
+/* Groups of one kind in flight at once. Written once at start, before any
+ * worker thread runs (group_commit_configure), then only read. Two measured
+ * best on one two-core process (docs/adr/0008); N replicas on one database
+ * share its cores and buckets, so each may need fewer (issue 17). */
+static int lanes = GROUP_LANES_DEFAULT;
+
+void group_commit_configure(int group_lanes)
+{
+    lanes = group_lanes > 0 ? group_lanes : GROUP_LANES_DEFAULT;
+}
 
 enum waiter_state { QUEUED, IN_GROUP, SAVED, RUN_ALONE };
 
@@ -110,7 +122,7 @@ enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_al
     pthread_mutex_lock(&g->lock);
     *g->tail = &self;
     g->tail = &self.next;
-    while (self.state == IN_GROUP || (self.state == QUEUED && g->lanes_busy == GROUP_LANES))
+    while (self.state == IN_GROUP || (self.state == QUEUED && g->lanes_busy >= lanes))
         pthread_cond_wait(&g->settled, &g->lock);
     if (self.state != QUEUED) {                   /* another thread's group settled it */
         pthread_mutex_unlock(&g->lock);

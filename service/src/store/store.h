@@ -89,6 +89,10 @@ enum et_err organizations_create(struct store *st, struct organization *org, str
                                  struct problem *p);
 enum et_err organizations_get(struct store *st, const char *id, struct organization *out,
                               struct problem *p);
+/* How many credit_buckets rows new credits are spread over, CREDIT_BUCKETS_MIN
+ * .. CREDIT_BUCKETS_MAX (model.h; store/organizations.c, design note 4). Call
+ * once at start, before any worker thread. */
+void credits_configure(int credit_buckets);
 enum et_err credits_balance(struct store *st, const char *organization_id, long long *balance,
                             struct problem *p);
 enum et_err credits_top_up(struct store *st, const char *organization_id, const struct top_up *t,
