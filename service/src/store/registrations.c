@@ -43,9 +43,9 @@
  *     flush, two process switches), not in the rows it writes, so under load
  *     concurrent registrations are saved together: each request joins a
  *     queue (store/group_commit.c, where its states are drawn); while fewer
- *     than GROUP_LANES groups are in flight, the oldest waiter leads, takes
- *     up to GROUP_MAX queued registrations and saves them in ONE statement
- *     (stmt_register_group), on its own connection.
+ *     than group_commit_lanes (a setting) groups are in flight, the oldest
+ *     waiter leads, takes up to GROUP_MAX queued registrations and saves
+ *     them in ONE statement (stmt_register_group), on its own connection.
  *     Nobody waits for a group to fill: a request arriving at an idle
  *     service runs alone, at once; a queue only forms while the lanes are
  *     busy, and what queued meanwhile is the next group (docs/adr/0008).
