@@ -128,6 +128,8 @@ enum et_err idempotency_begin(struct store *st, const struct idempotency_request
 
     *replay = false;
     txn->open = false;
+    txn->rq = rq;
+    txn->recorded = false;
     if (db == NULL)
         return p->err;
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
@@ -162,25 +164,32 @@ done:
     return err;
 }
 
+enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
+                               const char *body, struct problem *p)
+{
+    char status_text[8];
+    const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
+    PGresult *res;
+
+    snprintf(status_text, sizeof status_text, "%d", status);
+    if ((res = pg_exec(db, &stmt_record, params, p)) == NULL)
+        return p->err;
+    PQclear(res);
+    return ET_OK;
+}
+
 enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
                                const struct idempotency_request *rq, int status, const char *body,
                                struct problem *p)
 {
     struct pg *db = st->pg;                /* the connection holding txn (idempotency_begin) */
-    char status_text[8];
-    const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
-    PGresult *res;
     enum et_err err = ET_OK;
 
-    snprintf(status_text, sizeof status_text, "%d", status);
     if ((status < 200 || status > 299) &&
         (err = pg_command(db, "ROLLBACK TO SAVEPOINT op", p)) != ET_OK)
         goto fail;
-    if ((res = pg_exec(db, &stmt_record, params, p)) == NULL) {
-        err = p->err;
+    if ((err = idempotency_record(db, rq, status, body, p)) != ET_OK)
         goto fail;
-    }
-    PQclear(res);
     if ((err = pg_command(db, "COMMIT", p)) == ET_OK) {
         txn->open = false;
         return ET_OK;
