@@ -5,6 +5,9 @@
  *  1. The stored response is written in the same transaction as the effect,
  *     so a crash can leave neither an effect without its record (a retry
  *     would apply it twice: a second top-up) nor a record without its effect.
+ *     That transaction is normally the one idempotency_begin opens; for a
+ *     registration saved in a group it is the group's, and this one only
+ *     holds the key's lock until then (store/registrations.c, note 8).
  *  2. "Still running" is a transaction-scoped advisory lock on the key's
  *     hash, taken with pg_try_advisory_xact_lock: a concurrent request with
  *     the same key does not wait, it gets 409 at once. The lock dies with the
