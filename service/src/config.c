@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "model.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -91,6 +92,13 @@ static const struct setting settings[] = {
                 "pause between passes of the worker that makes Redis catch up"),
     INT_SETTING("applied_retention_hours", applied_retention_hours, 1, 24 * 365, 168,
                 "hours a board's dedup set outlives its last view"),
+    INT_SETTING("group_commit_lanes", group_commit_lanes, 1, 64, GROUP_LANES_DEFAULT,
+                "groups of registrations (and of single-event ingests) saved at once; fewer lanes,"
+                " bigger groups (docs/adr/0016)"),
+    INT_SETTING("credit_buckets", credit_buckets, CREDIT_BUCKETS_MIN, CREDIT_BUCKETS_MAX,
+                CREDIT_BUCKETS_DEFAULT,
+                "rows an organization's new credits are spread over; safe to change on a live database"
+                " (docs/adr/0007)"),
     STR_SETTING("log_format", log_format, "json",
                 "json: one JSON object per log line on stderr; text: plain lines for a terminal"),
 };

@@ -49,6 +49,8 @@ struct config {
     long long request_deadline_ms;       /* longest a request waits on PostgreSQL, then 503 */
     long long leaderboard_sync_ms;       /* pause between passes of the convergence worker */
     long long applied_retention_hours;   /* a board's applied set outlives its last view by this */
+    long long group_commit_lanes;        /* groups of one kind of write in flight at once */
+    long long credit_buckets;            /* rows new credits are spread over */
     char log_format[8];                  /* "json" or "text" (log.h) */
 };
 

@@ -20,6 +20,7 @@
 #include "worker.h"
 #include "metrics.h"
 #include "routes/routes.h"
+#include "store/group_commit.h"
 #include "store/store.h"
 
 static int cmd_migrate(const struct config *cfg)
@@ -198,6 +199,8 @@ static int cmd_serve(const struct config *cfg)
         .name_max_chars = (size_t)cfg->max_name_chars,
     });
     leaderboard_configure(cfg->applied_retention_hours * 3600);
+    group_commit_configure((int)cfg->group_commit_lanes);
+    credits_configure((int)cfg->credit_buckets);
     server = http_server_start(&app, routes, routes_count, api_admit, err, sizeof err);
     if (server == NULL) {
         et_log(LL_ERROR, "http", "%s", err);

@@ -23,7 +23,16 @@
 #define TIMESTAMP_BYTES   40
 #define MONEY_BYTES       16               /* "99999999.99" */
 #define CREDITS_MAX       1000000000LL              /* one opening balance or top-up */
-#define BALANCE_MAX       (16 * 134217728LL)        /* schema/0004: 16 buckets, each CHECKed */
+#define BUCKET_CREDITS_MAX 134217728LL            /* schema/0004: each bucket's CHECK */
+/* Rows an organization's balance is spread over (the credit_buckets setting,
+ * store/organizations.c design note 4): at most schema/0004's 16 slots, at
+ * least enough for an opening balance of CREDITS_MAX. */
+/* Groups of one kind of write in flight at once (the group_commit_lanes
+ * setting, store/group_commit.c). */
+#define GROUP_LANES_DEFAULT 2
+#define CREDIT_BUCKETS_DEFAULT 16
+#define CREDIT_BUCKETS_MAX     16
+#define CREDIT_BUCKETS_MIN     ((int)((CREDITS_MAX + BUCKET_CREDITS_MAX - 1) / BUCKET_CREDITS_MAX))
 #define ANALYTICS_BATCH_MAX 1000                 /* the contract's largest batch */
 
 struct organization {

@@ -4,8 +4,8 @@
  * docs/adr/0008, docs/adr/0016).
  *
  * Each item (a registration, a single-event ingest) joins its kind's
- * process-wide queue. While fewer than GROUP_LANES groups of that kind are
- * in flight, the oldest waiter leads: it takes up to GROUP_MAX queued items
+ * process-wide queue. While fewer than `lanes` groups of that kind are in
+ * flight (the group_commit_lanes setting, 2 by default: group_commit_configure), the oldest waiter leads: it takes up to GROUP_MAX queued items
  * and saves them in one transaction on its own connection. Nobody waits for
  * a group to fill: at an idle service the queue is empty and an item runs
  * alone, at once.
@@ -33,15 +33,28 @@
  *   and runs alone itself if its own item was not saved.
  *
  * A waiter blocks on g->settled while it is IN_GROUP, or QUEUED with
- * every lane busy; every settle broadcasts. A group of one uses the one-item
+ * every lane busy; every settle broadcasts. A waiter that may not lead
+ * (group_join) leaves the queue and runs alone where it would have led. A group of one uses the one-item
  * path, which is cheaper.
  */
 #include "store/group_commit.h"
 
 #include <stddef.h>
 
-#define GROUP_LANES 2                /* groups in flight at once */
+#include "model.h"
+
 #define GROUP_MAX 32                 /* items in one group */
+
+/* Groups of one kind in flight at once. Written once at start, before any
+ * worker thread runs (group_commit_configure), then only read. Two measured
+ * best on one two-core process (docs/adr/0008); N replicas on one database
+ * share its cores and buckets, so each may need fewer (issue 17). */
+static int lanes = GROUP_LANES_DEFAULT;
+
+void group_commit_configure(int group_lanes)
+{
+    lanes = group_lanes > 0 ? group_lanes : GROUP_LANES_DEFAULT;
+}
 
 enum waiter_state { QUEUED, IN_GROUP, SAVED, RUN_ALONE };
 
@@ -97,8 +110,11 @@ static void group_settle(struct group_commit *g, struct group_waiter *const *mem
     pthread_mutex_unlock(&g->lock);
 }
 
-enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                         group_save_fn save, struct problem *p)
+/* group_commit and group_join; may_lead false: an item whose thread must
+ * not save others (its connection is inside a transaction of its own) only
+ * joins a group a leader takes it into, and runs alone when a lane is free. */
+static enum et_err group_run(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                             group_save_fn save, bool may_lead, struct problem *p)
 {
     struct group_waiter self = {.item = item, .state = QUEUED};
     struct group_waiter *members[GROUP_MAX];
@@ -110,11 +126,16 @@ enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_al
     pthread_mutex_lock(&g->lock);
     *g->tail = &self;
     g->tail = &self.next;
-    while (self.state == IN_GROUP || (self.state == QUEUED && g->lanes_busy == GROUP_LANES))
+    while (self.state == IN_GROUP || (self.state == QUEUED && g->lanes_busy >= lanes))
         pthread_cond_wait(&g->settled, &g->lock);
     if (self.state != QUEUED) {                   /* another thread's group settled it */
         pthread_mutex_unlock(&g->lock);
         return self.state == SAVED ? ET_OK : alone(ctx, item, p);
+    }
+    if (!may_lead) {                              /* a lane is free: nobody to wait for */
+        queue_remove(g, &self);
+        pthread_mutex_unlock(&g->lock);
+        return alone(ctx, item, p);
     }
     n = group_lead(g, &self, members);
     pthread_mutex_unlock(&g->lock);
@@ -129,6 +150,18 @@ enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_al
     if (n > 1 && !saved[0])
         err = alone(ctx, item, p);
     return err;
+}
+
+enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                         group_save_fn save, struct problem *p)
+{
+    return group_run(g, ctx, item, alone, save, true, p);
+}
+
+enum et_err group_join(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                       struct problem *p)
+{
+    return group_run(g, ctx, item, alone, NULL, false, p);
 }
 
 void group_commit_stats(struct group_commit *g, long *groups, long *grouped)

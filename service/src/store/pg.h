@@ -52,12 +52,6 @@ struct pg_stmt {
  * ("org/evt", "/evt" for the admin's namespace; ids cannot contain '/'). */
 #define SQL_APPLIED_MEMBER "coalesce(organization_id, '') || '/' || event_id"
 
-/* How many credit_buckets rows an organization's balance is spread over,
- * slots 0 .. n - 1 (store/organizations.c, design note 1), as SQL text: only
- * statements use it. The released schema/0004 fixes the number in its CHECK
- * (slot BETWEEN 0 AND 15), so changing it takes a migration. */
-#define SQL_CREDIT_BUCKETS "16"
-
 /* The arguments of an organization's top-up gate, pg_advisory_xact_lock(2 x int):
  * the two-key form, a lock space no other lock of the service uses
  * (store/organizations.c, design notes 2 and 3). */
