@@ -6,7 +6,8 @@
  * Idempotency-Key sent 20 times at once has one effect, and a ticket rush on
  * one organization, saved in groups (store/registrations.c, design note 7),
  * stays exact, refusals included, and single-event ingests logged in groups
- * (store/analytics.c, design note 6) are each answered for themselves.
+ * (store/analytics.c, design note 6) are each answered for themselves, also
+ * when both queues are busy at once (store/group_commit.c).
  *
  * All requests of a burst are in flight together (one curl multi handle, one
  * connection each), so the service's worker threads really race.
@@ -513,5 +514,71 @@ Test(concurrency, registrations_wait_out_a_slow_top_up_instead_of_503)
         EXPECT_JSON(p[i].resp, 201);
     cr_assert_eq(get_balance(org), 20 - N);
     cr_assert_eq(pg_ll("SELECT count(*) FROM registrations WHERE organization_id = $1", PG_PARAMS(org)), N);
+    free_par(p, N);
+}
+
+/* store/group_commit.c: both queues at once (a ticket rush and a burst of
+ * single views, more requests than worker threads), so waiters of both
+ * lanes and both kinds sleep together: every request must still be answered
+ * and answered exactly, and both queues must have formed groups. */
+Test(concurrency, registrations_and_single_ingests_at_once_all_answer_exactly)
+{
+    enum { VIEWS = 150, REGS = 60, CREDITS = 40, N = VIEWS + REGS };
+    char *org = make_org(CREDITS);
+    char *evt = make_event(org);
+    char *spk = it_id("spk");
+    char *ses = make_session(evt, spk);
+    long long views_before = metric("eventtrack_ingest_grouped_total");
+    long long regs_before = metric("eventtrack_registrations_grouped_total");
+
+    struct http_par *p = calloc(N, sizeof *p);
+    size_t nv = 0, nr = 0;
+    for (size_t i = 0; i < N; i++) {
+        /* Interleaved: about two views for each registration. */
+        bool view = nr >= REGS || (nv < VIEWS && i % 3 != 2);
+        if (view) {
+            p[i].req = (struct http_req){
+                .method = "POST", .path = "/v1/analytics/events", .content_type = "application/json",
+                .body = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"%s\","
+                            "\"payload\":{\"session_id\":\"%s\"}}",
+                            it_id("evt_mix"), it_id("att"), ses)};
+            nv++;
+        } else {
+            p[i].req = (struct http_req){
+                .method = "POST", .path = "/v1/registrations", .content_type = "application/json",
+                .body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
+                            "\"ticket_type\":\"standard\",\"price_paid\":10}",
+                            ses, it_id("user"), org)};
+            nr++;
+        }
+    }
+    cr_assert_eq(nv, VIEWS);
+    cr_assert_eq(nr, REGS);
+    http_parallel(p, N);
+
+    int views = 0, registered = 0, refused = 0;
+    for (size_t i = 0; i < N; i++) {
+        struct http_resp *r = p[i].resp;
+        if (strcmp(p[i].req.path, "/v1/analytics/events") == 0) {
+            EXPECT_JSON(r, 201);
+            views++;
+        } else if (r->status == 201) {
+            registered++;
+        } else {
+            EXPECT_PROBLEM(r, 402, "insufficient-credits");
+            refused++;
+        }
+    }
+    cr_assert_eq(views, VIEWS);
+    cr_assert_eq(registered, CREDITS, "%d registrations for %d credits", registered, CREDITS);
+    cr_assert_eq(refused, REGS - CREDITS);
+    cr_assert_eq(get_balance(org), 0);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM registrations WHERE organization_id = $1", PG_PARAMS(org)), CREDITS);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM analytics_events WHERE leaderboard_event_id = $1", PG_PARAMS(evt)),
+                 VIEWS);
+    cr_assert_eq(redis_score(evt, spk), VIEWS, "counted %lld times", redis_score(evt, spk));
+    cr_assert_gt(metric("eventtrack_ingest_grouped_total"), views_before, "no view was logged in a group");
+    cr_assert_gt(metric("eventtrack_registrations_grouped_total"), regs_before,
+                 "no registration was saved in a group");
     free_par(p, N);
 }
