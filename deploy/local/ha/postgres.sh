@@ -88,9 +88,10 @@ as_pg() {
     fi
 }
 
-# Bounded: a node a test froze (SIGSTOP) accepts the TCP connection and never answers.
+# Bounded: a node a test froze (SIGSTOP) accepts the TCP connection and never answers. Not
+# tighter: at load average 35 a healthy node's connect took over 3 s and `start` gave up.
 psql_at() {
-    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-3} "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-postgres}" \
+    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-postgres}" \
         -d "${2:-postgres}" -c "$4"
 }
 
