@@ -13,6 +13,7 @@
 #   lab.sh pause|resume NODE   SIGSTOP / SIGCONT it
 #   lab.sh restart NODE   start a killed svcN (or store node) again at its old address
 #   lab.sh term NODE      SIGTERM svcN (a graceful stop) and wait for it to exit
+#   lab.sh switchover postgres   a planned PostgreSQL switchover (ha stores; waits for it to end)
 #
 # Stores (ET_LAB_STORES):
 #   ha     Redis primary + replica + 3 Sentinels (deploy/local/ha/redis.sh) and PostgreSQL under
@@ -47,7 +48,7 @@ WAIT_SECONDS=60
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 say() { echo "$PROG: $*" >&2; }
 usage() {
-    echo "usage: $PROG start|stop|status|url|env|kill NODE|pause NODE|resume NODE|restart NODE|term NODE" >&2
+    echo "usage: $PROG start|stop|status|url|env|kill NODE|pause NODE|resume NODE|restart NODE|term NODE|switchover postgres" >&2
     exit 2
 }
 
@@ -186,17 +187,16 @@ node_stop() {
 
 is_lab_node() { [[ $1 == haproxy ]] || svc_port "$1" >/dev/null; }
 
-# A store node's name goes to the HA script that knows it.
+# A store node's name goes to the HA script that knows it, by name alone: asking the nodes
+# (`nodes`) would wait on the very node a scenario paused, and `resume` could never run.
 store_cmd() {
     local verb=$1 name=$2
     [[ $ET_LAB_STORES == ha ]] || die "\"$name\": not a lab node (haproxy ${REPLICAS[*]}); store nodes need ET_LAB_STORES=ha"
-    if ha_redis nodes | awk '{print $1}' | grep -qx "$name"; then
-        ha_redis "$verb" "$name"
-    elif ha_pg nodes | awk '{print $1}' | grep -qx "$name"; then
-        ha_pg "$verb" "$name"
-    else
-        die "unknown node \"$name\""
-    fi
+    case $name in
+        redis[0-9] | sentinel[0-9]) ha_redis "$verb" "$name" ;;
+        node[0-9] | monitor) ha_pg "$verb" "$name" ;;
+        *) die "unknown node \"$name\"" ;;
+    esac
 }
 
 cmd_status() {
@@ -261,6 +261,11 @@ case $cmd in
         (($# == 2)) || usage
         svc_port "$2" >/dev/null || die "term: only a replica (${REPLICAS[*]})"
         node_stop "$2"
+        ;;
+    switchover)
+        (($# == 2)) && [[ $2 == postgres ]] || usage
+        [[ $ET_LAB_STORES == ha ]] || die "switchover needs ET_LAB_STORES=ha"
+        ha_pg switchover
         ;;
     restart)
         (($# == 2)) || usage

@@ -2,8 +2,10 @@
 # tests/cluster/run.sh — `scripts/test --cluster`: start the lab (tests/cluster/lab.sh), run the
 # fault scenarios (tests/cluster/scenarios.py, names as arguments to run only some), stop the lab.
 # The last line is scenarios.py's "N passed, M failed"; the exit status is non-zero when a scenario
-# failed or the lab did not start. Not part of the default run: it takes ~3 minutes on 2 cores in
-# plain mode (more with the HA stores) and needs haproxy (deploy/local/packages.sh --cluster).
+# failed or the lab did not start. Not part of the default run (scripts/test without --cluster
+# never starts it): it needs haproxy (deploy/local/packages.sh --cluster) and takes minutes on 2
+# cores -- ~3 min in plain mode on a quiet machine; with ET_LAB_STORES=ha (12 scenarios) the lab's
+# start took 2 min and the scenarios 25-35 min at load average 25-35 (docs/adr/0013-replicas.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,6 +24,6 @@ fi
 eval "$("$LAB" env)"
 start=$SECONDS
 rc=0
-timeout -k 15 1200 python3 tests/cluster/scenarios.py "$@" || rc=$?
+timeout -k 15 "${ET_CLUSTER_TIMEOUT:-3600}" python3 tests/cluster/scenarios.py "$@" || rc=$?
 echo "cluster: scenarios took $((SECONDS - start))s" >&2
 exit "$rc"

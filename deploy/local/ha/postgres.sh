@@ -88,7 +88,12 @@ as_pg() {
     fi
 }
 
-psql_at() { "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-postgres}" -d "${2:-postgres}" -c "$4"; }
+# Bounded: a node a test froze (SIGSTOP) accepts the TCP connection and never answers. Not
+# tighter: at load average 35 a healthy node's connect took over 3 s and `start` gave up.
+psql_at() {
+    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-postgres}" \
+        -d "${2:-postgres}" -c "$4"
+}
 
 pgid_file() { echo "$DIR/$1.pgid"; }
 node_pgid() { cat "$(pgid_file "$1")" 2>/dev/null || echo 0; }
