@@ -33,8 +33,7 @@
  *   and runs alone itself if its own item was not saved.
  *
  * A waiter blocks on g->settled while it is IN_GROUP, or QUEUED with
- * every lane busy; every settle broadcasts. A waiter that may not lead
- * (group_join) leaves the queue and runs alone where it would have led. A group of one uses the one-item
+ * every lane busy; every settle broadcasts. A group of one uses the one-item
  * path, which is cheaper.
  */
 #include "store/group_commit.h"
@@ -110,11 +109,8 @@ static void group_settle(struct group_commit *g, struct group_waiter *const *mem
     pthread_mutex_unlock(&g->lock);
 }
 
-/* group_commit and group_join; may_lead false: an item whose thread must
- * not save others (its connection is inside a transaction of its own) only
- * joins a group a leader takes it into, and runs alone when a lane is free. */
-static enum et_err group_run(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                             group_save_fn save, bool may_lead, struct problem *p)
+enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                         group_save_fn save, struct problem *p)
 {
     struct group_waiter self = {.item = item, .state = QUEUED};
     struct group_waiter *members[GROUP_MAX];
@@ -132,11 +128,6 @@ static enum et_err group_run(struct group_commit *g, void *ctx, void *item, grou
         pthread_mutex_unlock(&g->lock);
         return self.state == SAVED ? ET_OK : alone(ctx, item, p);
     }
-    if (!may_lead) {                              /* a lane is free: nobody to wait for */
-        queue_remove(g, &self);
-        pthread_mutex_unlock(&g->lock);
-        return alone(ctx, item, p);
-    }
     n = group_lead(g, &self, members);
     pthread_mutex_unlock(&g->lock);
 
@@ -150,18 +141,6 @@ static enum et_err group_run(struct group_commit *g, void *ctx, void *item, grou
     if (n > 1 && !saved[0])
         err = alone(ctx, item, p);
     return err;
-}
-
-enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                         group_save_fn save, struct problem *p)
-{
-    return group_run(g, ctx, item, alone, save, true, p);
-}
-
-enum et_err group_join(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                       struct problem *p)
-{
-    return group_run(g, ctx, item, alone, NULL, false, p);
 }
 
 void group_commit_stats(struct group_commit *g, long *groups, long *grouped)

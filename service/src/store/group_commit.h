@@ -42,13 +42,6 @@ struct group_commit {
 enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
                          group_save_fn save, struct problem *p);
 
-/* As group_commit, for an item whose thread must never save other items (its
- * connection is inside a transaction of its own): it is saved in a group
- * only if a leader takes it in while every lane is busy; when a lane is
- * free it runs alone at once. */
-enum et_err group_join(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                       struct problem *p);
-
 /* Sets how many groups of one kind may be in flight at once (the
  * group_commit_lanes setting, GROUP_LANES_DEFAULT in model.h); call before
  * any group_commit. */

@@ -5,9 +5,6 @@
  *  1. The stored response is written in the same transaction as the effect,
  *     so a crash can leave neither an effect without its record (a retry
  *     would apply it twice: a second top-up) nor a record without its effect.
- *     That transaction is normally the one idempotency_begin opens; for a
- *     registration saved in a group it is the group's, and this one only
- *     holds the key's lock until then (store/registrations.c, note 8).
  *  2. "Still running" is a transaction-scoped advisory lock on the key's
  *     hash, taken with pg_try_advisory_xact_lock: a concurrent request with
  *     the same key does not wait, it gets 409 at once. The lock dies with the
@@ -131,8 +128,6 @@ enum et_err idempotency_begin(struct store *st, const struct idempotency_request
 
     *replay = false;
     txn->open = false;
-    txn->rq = rq;
-    txn->recorded = false;
     if (db == NULL)
         return p->err;
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
@@ -167,32 +162,25 @@ done:
     return err;
 }
 
-enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
-                               const char *body, struct problem *p)
-{
-    char status_text[8];
-    const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
-    PGresult *res;
-
-    snprintf(status_text, sizeof status_text, "%d", status);
-    if ((res = pg_exec(db, &stmt_record, params, p)) == NULL)
-        return p->err;
-    PQclear(res);
-    return ET_OK;
-}
-
 enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
                                const struct idempotency_request *rq, int status, const char *body,
                                struct problem *p)
 {
     struct pg *db = st->pg;                /* the connection holding txn (idempotency_begin) */
+    char status_text[8];
+    const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
+    PGresult *res;
     enum et_err err = ET_OK;
 
+    snprintf(status_text, sizeof status_text, "%d", status);
     if ((status < 200 || status > 299) &&
         (err = pg_command(db, "ROLLBACK TO SAVEPOINT op", p)) != ET_OK)
         goto fail;
-    if ((err = idempotency_record(db, rq, status, body, p)) != ET_OK)
+    if ((res = pg_exec(db, &stmt_record, params, p)) == NULL) {
+        err = p->err;
         goto fail;
+    }
+    PQclear(res);
     if ((err = pg_command(db, "COMMIT", p)) == ET_OK) {
         txn->open = false;
         return ET_OK;

@@ -66,14 +66,6 @@ void store_init_conns(struct store *st, struct pg *db, struct rds *r);
  */
 struct store_txn {
     bool open;
-    /* Set by idempotency_begin: the key this transaction holds, for a write
-     * that saves its record elsewhere (a registration saved in a group). */
-    const struct idempotency_request *rq;
-    /* Set by such a write: its effect and its record (status 201, the body
-     * the caller renders from the same struct) were committed together by
-     * another transaction; this one only holds the key's lock, and is
-     * rolled back instead of finished. */
-    bool recorded;
 };
 
 /* Health and gauges for /readyz and /metrics (store/health.c). They take the
@@ -152,7 +144,7 @@ enum et_err sessions_get(struct store *st, const char *id, const char *tenant, s
                          struct problem *p);
 
 /* Registrations, constraint A (store/registrations.c). */
-enum et_err registrations_create(struct store *st, struct store_txn *txn,
+enum et_err registrations_create(struct store *st, const struct store_txn *txn,
                                  struct registration *r, const char *tenant, struct problem *p);
 enum et_err registrations_get(struct store *st, const char *id, const char *tenant,
                               struct registration *out, struct problem *p);
@@ -217,10 +209,6 @@ enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
                                const struct idempotency_request *rq, int status, const char *body,
                                struct problem *p);
 void idempotency_abort(struct store *st, struct store_txn *txn);
-/* Writes rq's record on db, inside a transaction the caller owns (the leader
- * of a group saving a keyed registration: store/registrations.c). */
-enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
-                               const char *body, struct problem *p);
 /* Deletes records older than max_age_hours, in batches; *purged counts them. */
 enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *purged,
                               struct problem *p);
