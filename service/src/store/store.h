@@ -255,8 +255,11 @@ enum et_err analytics_counts(struct store *st, const struct analytics_filter *f,
 void leaderboard_configure(long long applied_retention_seconds);
 /* Changes after every board write of this process (leaderboards.c note 8). */
 unsigned long long leaderboard_writes(void);
+/* The top N into out[0..*count) and the board's version, the number of views
+ * counted on it (leaderboards.c note 9; 0 for a board with none yet). */
 enum et_err leaderboard_top(struct store *st, const char *event_id, long long top_n,
-                            struct leaderboard_entry *out, size_t *count, struct problem *p);
+                            struct leaderboard_entry *out, size_t *count, long long *version,
+                            struct problem *p);
 enum et_err leaderboard_speaker(struct store *st, const char *event_id,
                                 const char *speaker_id, struct leaderboard_entry *out,
                                 struct problem *p);
