@@ -77,6 +77,7 @@ struct pg_pool {
     long long deadline_ms;                        /* design note 6; 0: none */
     atomic_long connections;
     atomic_long errors;
+    atomic_bool refused;                          /* beyond the connection budget (store/budget.c) */
 };
 
 struct pg {
@@ -243,6 +244,11 @@ void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us)
     db->deadline_us = deadline_monotonic_us;
 }
 
+void pg_pool_admit(struct pg_pool *pool, bool admitted)
+{
+    atomic_store(&pool->refused, !admitted);
+}
+
 void pg_pool_set_deadline(struct pg_pool *pool, long long deadline_ms)
 {
     pool->deadline_ms = deadline_ms;
@@ -252,6 +258,15 @@ struct pg *pg_session(struct pg_pool *pool, struct problem *p)
 {
     struct pg *db = thread_conn;
 
+    if (atomic_load(&pool->refused)) {
+        /* store/budget.c note 3: the units this thread's connection needs
+         * belong to other replicas now; give back the one it may hold. */
+        if (db != NULL)
+            pg_disconnect(db);
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
+                    "this replica is beyond the PostgreSQL connection budget");
+        return NULL;
+    }
     if (db == NULL) {
         pthread_once(&thread_conn_once, thread_conn_key_create);
         db = calloc(1, sizeof *db);
