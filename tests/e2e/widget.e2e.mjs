@@ -224,7 +224,8 @@ try {
         return route.fulfill({ status: 200, contentType: 'application/json', headers: { 'cache-control': 'no-store' },
             body: JSON.stringify(older) });
     };
-    await page.route((url) => url.pathname === boardPath, serveOlder);
+    const isBoard = (url) => url.pathname === boardPath;     // unroute needs this very function
+    await page.route(isBoard, serveOlder);
     try {
         await page.waitForFunction(() => Number(document.body.dataset.ignored || 0) >= 1, null,
             { timeout: REFRESH_MS + MARGIN_MS });
@@ -232,7 +233,8 @@ try {
         failures.push(`the page did not ignore the older board (version ${older.version}) within ${REFRESH_MS + MARGIN_MS} ms` +
             ` (${staleServed} served; it shows ${JSON.stringify(await rows())})`);
     }
-    await page.unroute((url) => url.pathname === boardPath, serveOlder);
+    await page.unroute(isBoard, serveOlder);
+    const servedWhileRouted = staleServed;
     const r5 = await rows();
     check(staleServed >= 1 && JSON.stringify(r5.map((r) => [r.speaker, r.score])) === '[["grace","4"],["ada","2"],["linus","1"]]',
         `after an older board (version ${older.version} < ${shownVersion}) the page must keep the newer one; it shows ${JSON.stringify(r5)}`);
@@ -242,6 +244,7 @@ try {
     for (const until = Date.now() + REFRESH_MS + MARGIN_MS;
         !responses.slice(realAgain).some((r) => new URL(r.url).pathname === boardPath) && Date.now() < until;) await page.waitForTimeout(100);
     await page.waitForTimeout(300);
+    check(staleServed === servedWhileRouted, 'an older board was served after the route was removed');
     check(Number(await page.evaluate(() => document.body.dataset.ignored)) === ignoredBefore &&
         Number(await page.evaluate(() => document.body.dataset.version)) === shownVersion,
         'the service\'s board (same version as the shown one) was not accepted after the older one');
