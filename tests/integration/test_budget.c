@@ -19,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define BUDGET "8"
 #define POLL_MS 100
@@ -151,4 +152,25 @@ Test(budget, a_replica_that_lost_its_connections_does_not_starve_the_others)
     cr_assert(stable >= 5, "a and c did not settle on one of them within the budget (a %ld, c %ld)", sa, sc);
     cr_assert_leq(replica_connections(), 9, "the replicas hold more than the budget and one claim connection");
     cr_log_info("budget: after a lost all its connections, %s holds the share", sa == 200 ? "a" : "c");
+}
+
+/* The budget is a setting replicas share (docs/adr/0013 decision 4): one
+ * started with another value refuses to start, naming it and both values,
+ * and the recorded value stays. */
+Test(budget, a_replica_with_another_budget_refuses_to_start)
+{
+    char *a;
+    replica('a', &a);
+    cr_assert_eq(rig_db_ll("SELECT value::bigint FROM cluster_settings WHERE name = 'pg_connection_budget'", NULL),
+                 8, "the first replica did not record its pg_connection_budget");
+    const char *argv[] = {ET_BINARY_PATH, "serve", "--port", "0", "--pg-connection-budget", "9", NULL};
+    const char *env[] = {fmt("EVENTTRACK_DATABASE_URL=%s", rig.db_url),
+                         fmt("EVENTTRACK_REDIS_URL=%s", rig_redis_url(rig.redis_port)), NULL};
+    struct run r = run_binary(argv, env, 10000);
+    cr_assert(!r.timed_out && WIFEXITED(r.status) && WEXITSTATUS(r.status) != 0,
+              "a replica with pg_connection_budget 9 (others 8) started; stderr: %s", r.err);
+    cr_assert(strstr(r.err, "pg_connection_budget") && strstr(r.err, "9") && strstr(r.err, "8"),
+              "the refusal does not name the setting and both values: %s", r.err);
+    cr_assert_eq(rig_db_ll("SELECT value::bigint FROM cluster_settings WHERE name = 'pg_connection_budget'", NULL),
+                 8, "the refused replica changed the recorded value");
 }
