@@ -111,11 +111,8 @@ static long long budget_value(struct budget *b, const struct pg_stmt *st, const 
         v = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
                                                            : 0;
         PQclear(res);
-    } else if (pg_conn(b->db) == NULL) {
-        pg_close(b->db);            /* pg dropped it: reconnect at the next claim */
-        b->db = NULL;
     }
-    return v;
+    return v;                       /* a dropped connection is reopened by the next budget_keep */
 }
 
 /* Note 2: all the units or none. Sets b->held; false if PostgreSQL did not answer. */
@@ -144,13 +141,12 @@ bool budget_keep(struct budget *b)
     long long size = 0;
     bool answered;
 
-    if (b->held && b->db != NULL && budget_value(b, &stmt_alive, NULL) == 1)
+    if (b->held && pg_conn(b->db) != NULL && budget_value(b, &stmt_alive, NULL) == 1)
         return true;
-    if (b->held)
-        et_log(LL_WARN, "budget", "the connection holding this replica's share of the PostgreSQL"
-                                  " connection budget was lost; claiming it again");
+    /* Lost or never held. The claim connection's outage is logged once by
+     * store/pg.c, like a thread's; what this module says is the outcome. */
     b->held = false;
-    if (b->db == NULL && (b->db = pg_open(b->conninfo, &p)) == NULL)
+    if (!pg_keep_open(&b->db, b->conninfo, &p))
         return false;               /* note 4: unreachable refuses nothing more */
     answered = budget_claim(b, &size);
     if (answered)

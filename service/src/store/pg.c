@@ -88,6 +88,7 @@ struct pg {
     char sqlstate[6];
     char constraint[64];
     bool outage_logged;                           /* design note 5 */
+    bool log_once;                                /* a kept one-off logs like a thread's (pg_keep_open) */
     bool dead;                                    /* the server said goodbye (note 7) */
     bool commit_unknown;                          /* sync-rep wait canceled (note 7) */
     bool late_error;                              /* an error after a success result */
@@ -143,7 +144,7 @@ static void outage_log(struct pg *db, const char *what, const char *message)
 {
     if (db->outage_logged)
         return;
-    db->outage_logged = db->pool != NULL;        /* a one-off connection logs every time */
+    db->outage_logged = db->pool != NULL || db->log_once;  /* a one-off logs every time */
     et_log(LL_WARN, "postgres", "%s: %.*s%s", what, (int)strcspn(message, "\n"), message,
             db->outage_logged ? " (further failures of this thread are not logged until it reconnects)"
                               : "");
@@ -299,6 +300,16 @@ struct pg *pg_open(const char *conninfo, struct problem *p)
         return NULL;
     }
     return db;
+}
+
+bool pg_keep_open(struct pg **db, const char *conninfo, struct problem *p)
+{
+    if (*db == NULL && (*db = calloc(1, sizeof **db)) == NULL) {
+        problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+        return false;
+    }
+    (*db)->log_once = true;
+    return (*db)->conn != NULL || pg_connect(*db, conninfo, p);
 }
 
 void pg_close(struct pg *db)
