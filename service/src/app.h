@@ -13,12 +13,14 @@
 #include "config.h"
 
 struct pg_pool;
+struct budget;
 struct rds_pool;
 struct metrics;
 
 struct app {
     const struct config *cfg;
     struct pg_pool *pg;            /* the source of truth */
+    struct budget *budget;         /* this replica's share of pg_connection_budget; NULL: off */
     struct rds_pool *redis;        /* the derived leaderboard view */
     struct metrics *metrics;
     atomic_bool draining;          /* set on SIGTERM: readiness fails first */

@@ -43,6 +43,14 @@ static const struct setting settings[] = {
                 " redis-sentinel://[[user]:password@]h1:p1,h2:p2/MASTER[/db]"),
     INT_SETTING("threads", threads, 1, 256, 16,
                 "HTTP worker threads, each with one PostgreSQL and one Redis connection"),
+    /* Enforced by default: N replicas x (threads + 2) must fit max_connections,
+     * and one replica too many used to take the others' connections away
+     * (docs/adr/0013-replicas.md decision 5, store/budget.c). */
+    INT_SETTING("pg_connection_budget", pg_connection_budget, -1, 1000000, -1,
+                "PostgreSQL connections all replicas on one database share; each claims threads + 2"
+                " at start, and one that cannot answers 503 to what needs PostgreSQL and fails"
+                " /readyz; -1: the server's max_connections less superuser_reserved_connections"
+                " less 10, 0: not enforced; every replica must use the same value"),
     INT_SETTING("max_body_bytes", max_body_bytes, 1024, 64LL << 20, 1 << 20,
                 "largest request body accepted"),
     INT_SETTING("body_budget_bytes", body_budget_bytes, 1024, 1LL << 40, 64LL << 20,

@@ -29,6 +29,7 @@ struct config {
     char redis_url[512];
     struct redis_target redis;           /* parsed from redis_url */
     long long threads;
+    long long pg_connection_budget;      /* -1 auto, 0 off, else connections (store/budget.c) */
     long long max_body_bytes;
     long long body_budget_bytes;         /* all request bodies being received, together */
     long long connection_timeout;        /* seconds an idle or slow client may hold a connection */

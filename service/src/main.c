@@ -69,26 +69,34 @@ static int cmd_rebuild(const struct config *cfg)
 /* Settings that change shared state, so every replica must use the same
  * value (schema/0007_cluster_settings.sql, docs/adr/0013-replicas.md):
  * applied_retention_hours decides when a board's dedup set may be forgotten,
- * and replicas that disagree count a replayed view twice. Limits (rate,
- * quota) may differ for a while during a rolling change without corrupting
- * anything, so they are not here. */
-static bool settings_agree(const struct config *cfg, struct store *st)
+ * and replicas that disagree count a replayed view twice; replicas that
+ * disagree on pg_connection_budget claim units of different budgets and
+ * together exceed the server's connections. Limits (rate, quota) may differ
+ * for a while during a rolling change without corrupting anything, so they
+ * are not here. */
+static bool setting_agrees(struct store *st, const char *name, long long own)
 {
     struct problem p = {0};
     char value[32], recorded[64];
     enum et_err err;
 
-    snprintf(value, sizeof value, "%lld", cfg->applied_retention_hours);
-    err = cluster_setting_agree(st, "applied_retention_hours", value, recorded, sizeof recorded, &p);
+    snprintf(value, sizeof value, "%lld", own);
+    err = cluster_setting_agree(st, name, value, recorded, sizeof recorded, &p);
     if (err == ET_ERR_CONFLICT)
-        et_log(LL_ERROR, "main", "setting applied_retention_hours: this replica has %s, the others %s;"
+        et_log(LL_ERROR, "main", "setting %s: this replica has %s, the others %s;"
                                  " every replica must use the same value (to change it: stop them all,"
-                                 " DELETE FROM cluster_settings WHERE name = 'applied_retention_hours',"
-                                 " start them with the new value)", value, recorded);
+                                 " DELETE FROM cluster_settings WHERE name = '%s',"
+                                 " start them with the new value)", name, value, recorded, name);
     else if (err != ET_OK)
         et_log(LL_WARN, "main", "cannot check the settings replicas share (%s); serving, and checking"
                                 " at the next start", p.detail);
     return err != ET_ERR_CONFLICT;
+}
+
+static bool settings_agree(const struct config *cfg, struct store *st)
+{
+    return setting_agrees(st, "applied_retention_hours", cfg->applied_retention_hours) &&
+           setting_agrees(st, "pg_connection_budget", cfg->pg_connection_budget);
 }
 
 /* Refuses to serve a schema older than the binary, or settings other
@@ -185,6 +193,16 @@ static int cmd_serve(const struct config *cfg)
     app.pg = pg_pool_new(cfg->database_url);
     if (app.pg != NULL)
         pg_pool_set_deadline(app.pg, cfg->request_deadline_ms);
+    if (app.pg != NULL && cfg->pg_connection_budget != 0 &&
+        (app.budget = budget_new(app.pg, cfg->database_url, cfg->pg_connection_budget,
+                                 cfg->threads + 2)) == NULL) {
+        et_log(LL_ERROR, "main", "out of memory");
+        goto done;
+    }
+    /* Claimed before the listener opens: a replica beyond the budget never
+     * connects its threads (store/budget.c); the worker retries every pass. */
+    if (app.budget != NULL)
+        budget_keep(app.budget);
     app.redis = rds_pool_new(&cfg->redis);
     app.metrics = metrics_new(routes_count);
     for (size_t i = 0; app.metrics && i < routes_count; i++)
@@ -228,6 +246,7 @@ static int cmd_serve(const struct config *cfg)
     worker_stop(worker);
     status = 0;
 done:
+    budget_free(app.budget);
     metrics_free(app.metrics);
     rds_pool_free(app.redis);
     pg_pool_free(app.pg);

@@ -812,6 +812,124 @@ def offset(port, field):
         if ln.startswith(field + ":"):
             return int(ln.split(":", 1)[1])
     raise AssertionError(f"no {field} on port {port}")
+BUDGET_LOCK_CLASS = 1163149623   # service/src/store/budget.c: the advisory lock class of the units
+
+
+def replica_beyond_the_connection_budget():
+    """A replica beyond the PostgreSQL connection budget gets 503s, the others none: a fourth replica
+    (outside HAProxy) whose threads + 2 would fit the budget alone but not beside the three running
+    ones is refused -- /readyz 503, 503 store-unavailable to what needs PostgreSQL -- while the load
+    through HAProxy gets no failed first attempt; when it stops, the units it held (none) are unchanged."""
+    binary = os.environ.get("ET_LAB_BINARY", os.path.join(ROOT, "build-test", "eventtrack"))
+    budget = int(pg_scalar("SELECT current_setting('max_connections')::int"
+                           " - current_setting('superuser_reserved_connections')::int - 10"))
+    held_sql = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                f" AND classid = {BUDGET_LOCK_CLASS} AND objsubid = 2")
+    held = int(pg_scalar(held_sql))
+    threads = min(256, budget - held - 1)          # needs budget - held + 1: one unit too many
+    assert held > 0 and threads > 0, f"the running replicas hold {held} of {budget} units"
+    env = dict(os.environ, EVENTTRACK_DATABASE_URL=os.environ["ET_LAB_DATABASE_URL"],
+               EVENTTRACK_REDIS_URL=os.environ["ET_LAB_REDIS_URL"], EVENTTRACK_ADMIN_KEY=ADMIN,
+               EVENTTRACK_SHUTDOWN_GRACE_SECONDS="0")
+    p = subprocess.Popen([binary, "serve", "--port", "0", "--threads", str(threads)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = p.stdout.readline()
+        assert "listening on http://" in line, f"the fourth replica did not start: {line!r}"
+        extra = urlparse(line.split("listening on ", 1)[1].strip())
+        seen = {}
+
+        def probe(_ld):
+            deadline = time.monotonic() + LOAD_S / 2
+            while time.monotonic() < deadline:
+                for path in ("/readyz", f"/v1/organizations/{_ld.t.org}"):
+                    conn = http.client.HTTPConnection(extra.hostname, extra.port, timeout=REQ_TIMEOUT_S)
+                    conn.request("GET", path, headers={"Authorization": "Bearer " + ADMIN})
+                    st = conn.getresponse().status
+                    conn.close()
+                    seen[(path.split("/")[1], st)] = seen.get((path.split("/")[1], st), 0) + 1
+                time.sleep(0.1)
+
+        ld = run_load(LOAD_S, at=probe)
+        print(f"    budget {budget}, running replicas hold {held}, the fourth needs {threads + 2}:"
+              f" it answered {seen}; " + ld.report())
+        assert seen and all(st == 503 for (_, st) in seen), f"the replica beyond the budget answered {seen}"
+        assert set(ld.reads) == {200}, f"a GET through HAProxy failed: {ld.reads}"
+        assert not ld.fail_times["registration"] and not ld.fail_times["view"], \
+            f"first attempts failed on the replicas within the budget: {ld.fail_status}"
+        check_constraint_a(ld)
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    assert int(pg_scalar(held_sql)) == held, "the units held changed after the fourth replica stopped"
+
+
+def flush_lab_redis():
+    """FLUSHDB on the lab's Redis primary (as redis_emptied_under_load does)."""
+    url = os.environ["ET_LAB_REDIS_URL"]
+    db = url.rstrip("/").rsplit("/", 1)[-1]
+    if url.startswith("redis-sentinel:"):
+        master = ha_node(("master",), "redis")
+        port = next(ln.split()[3] for ln in lab("status", check=False).splitlines() if ln.startswith(master + " "))
+    else:
+        port = str(urlparse(url).port)
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "-n", db, "FLUSHDB"],
+                   check=True, capture_output=True, timeout=10)
+
+
+def readers_keeping_the_newest_version_never_go_back():
+    """Readers alternating replicas through HAProxy, with Redis emptied and rebuilt under load: boards
+    do arrive older than one already received (counted), but a reader that keeps the board with the
+    highest version, as the widget does, never shows a lower score; and the rebuilt version is at least
+    every version served before the loss."""
+    t = Tenant(credits=100000)
+    stop = threading.Event()
+    lock = threading.Lock()
+    stats = {"reads": 0, "older": 0, "shown_decreases": 0, "max_version": 0}
+
+    def reader():
+        c = Client()
+        shown_version, shown_score = -1, -1
+        while not stop.is_set():
+            st, js = c.request("GET", f"/v1/events/{t.event}/leaderboard")
+            if st != 200 or not js:
+                continue
+            board = js.get("leaderboard") or []
+            version, score = js["version"], (board[0]["score"] if board else 0)
+            with lock:
+                stats["reads"] += 1
+                stats["max_version"] = max(stats["max_version"], version)
+                if version < shown_version:
+                    stats["older"] += 1          # the widget ignores it
+                    continue
+                if score < shown_score:
+                    stats["shown_decreases"] += 1
+            shown_version, shown_score = version, score
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(3)]
+    for th in threads:
+        th.start()
+    seen_before = {}
+
+    def flush(_):
+        with lock:
+            seen_before["max"] = stats["max_version"]
+        flush_lab_redis()
+    try:
+        ld = run_load(LOAD_S, tenant=t, at=flush, readers=0)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=REQ_TIMEOUT_S + 1)
+    check_board(ld, bound_s=15.0)
+    st, js = Client().request("GET", f"/v1/events/{t.event}/leaderboard")
+    print(f"    {stats['reads']} reads; {stats['older']} boards older than one already received (ignored);"
+          f" score decreases shown {stats['shown_decreases']}; highest version before the flush"
+          f" {seen_before.get('max')}, after the rebuild {js and js.get('version')}; " + ld.report())
+    assert stats["shown_decreases"] == 0, f"a reader keeping the newest version showed a lower score: {stats}"
+    assert st == 200 and js["version"] >= seen_before.get("max", 0), \
+        f"the rebuilt version {js and js.get('version')} is below {seen_before.get('max')}, served before the flush"
+    assert js["version"] == len(ld.views), f"version {js['version']} != the {len(ld.views)} views logged"
 
 
 SCENARIOS = [
@@ -821,6 +939,8 @@ SCENARIOS = [
     (replica_with_a_different_setting_refuses, None),
     # The release before 0007 predates Sentinel URLs (issue 14): it cannot join the HA stores.
     (older_binary_during_rollout, "plain"),
+    (replica_beyond_the_connection_budget, None),
+    (readers_keeping_the_newest_version_never_go_back, None),
     (redis_primary_killed, "ha"),
     (postgres_primary_killed, "ha"),
     (postgres_switchover, "ha"),

@@ -13,6 +13,8 @@
 //      screenshots in the phone (390x844) and projector (1920x1080) viewports;
 //   5. sees the next refresh of that unchanged board answered 304 (revalidated with If-None-Match), observed
 //      on the network, while the page keeps the board;
+//   5b. serves the page an older board (a lower version, as a replica behind or a rebuild in progress would)
+//      and sees the page ignore it and keep the newer board, then accept the service's board again;
 //   6. stops the service and sees the page keep the last board and say that it is reconnecting.
 // Screenshots and the service log go to <ET_CHECK_OUT>/e2e/ (build-test/checks/e2e/ under scripts/test).
 import fs from 'node:fs';
@@ -209,6 +211,44 @@ try {
         check(r3.every((r) => r.move === 'same'), `after an unchanged refresh, marks remain: ${JSON.stringify(r3)}`);
         log(`refresh of the unchanged board: ${next.status} on the wire (If-None-Match ${next.ifNoneMatch}); the service counted ${more} leaderboard 304(s)`);
     }
+
+    // ---- 5b. an older board (a replica behind, a rebuild in progress) is ignored
+    const boardPath = `/v1/events/${ev}/leaderboard`;
+    const shownVersion = Number(await page.evaluate(() => document.body.dataset.version));
+    check(shownVersion === 7, `the page shows board version ${shownVersion}; 7 views were counted`);
+    let staleServed = 0;
+    const older = { event_id: ev, version: shownVersion - 4, leaderboard: [
+        { rank: 1, speaker_id: 'ada', score: 2 }, { rank: 2, speaker_id: 'grace', score: 1 }] };
+    const serveOlder = (route) => {
+        staleServed++;
+        return route.fulfill({ status: 200, contentType: 'application/json', headers: { 'cache-control': 'no-store' },
+            body: JSON.stringify(older) });
+    };
+    const isBoard = (url) => url.pathname === boardPath;     // unroute needs this very function
+    await page.route(isBoard, serveOlder);
+    try {
+        await page.waitForFunction(() => Number(document.body.dataset.ignored || 0) >= 1, null,
+            { timeout: REFRESH_MS + MARGIN_MS });
+    } catch {
+        failures.push(`the page did not ignore the older board (version ${older.version}) within ${REFRESH_MS + MARGIN_MS} ms` +
+            ` (${staleServed} served; it shows ${JSON.stringify(await rows())})`);
+    }
+    await page.unroute(isBoard, serveOlder);
+    const servedWhileRouted = staleServed;
+    const r5 = await rows();
+    check(staleServed >= 1 && JSON.stringify(r5.map((r) => [r.speaker, r.score])) === '[["grace","4"],["ada","2"],["linus","1"]]',
+        `after an older board (version ${older.version} < ${shownVersion}) the page must keep the newer one; it shows ${JSON.stringify(r5)}`);
+    check(await page.isHidden('#status'), 'an ignored older board made the page show a status notice');
+    const ignoredBefore = Number(await page.evaluate(() => document.body.dataset.ignored));
+    const realAgain = responses.length;
+    for (const until = Date.now() + REFRESH_MS + MARGIN_MS;
+        !responses.slice(realAgain).some((r) => new URL(r.url).pathname === boardPath) && Date.now() < until;) await page.waitForTimeout(100);
+    await page.waitForTimeout(300);
+    check(staleServed === servedWhileRouted, 'an older board was served after the route was removed');
+    check(Number(await page.evaluate(() => document.body.dataset.ignored)) === ignoredBefore &&
+        Number(await page.evaluate(() => document.body.dataset.version)) === shownVersion,
+        'the service\'s board (same version as the shown one) was not accepted after the older one');
+    log(`older board (version ${older.version}) served ${staleServed} time(s) and ignored; the board of version ${shownVersion} kept`);
 
     // ---- a full board (the top 10, long speaker ids) must fit a projector without scrolling, and a phone's width
     const full = freshId('evt_full');

@@ -830,7 +830,7 @@ static void fuzz_analytics(const char *body, size_t len)
             nboard++;
         }
     }
-    encode_leaderboard(writer(&out, &w), "evt_1", board, nboard);
+    encode_leaderboard(writer(&out, &w), "evt_1", (long long)nboard, board, nboard);
     doc = check_output(&out, "leaderboard");
     ORACLE(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "leaderboard")) == (int)nboard, "board");
     cJSON_Delete(doc);

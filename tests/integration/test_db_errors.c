@@ -161,8 +161,9 @@ Test(db_errors, an_outage_is_logged_once_per_thread_and_again_in_the_next)
 {
     enum { THREADS = 4 };
     /* Threads that reach PostgreSQL: the HTTP workers and the background
-     * worker, which also says once that its leaderboard sync failed. */
-    const int most = THREADS + 2;
+     * worker, which also says once that its leaderboard sync failed, and the
+     * connection that holds the replica's share of the connection budget. */
+    const int most = THREADS + 3;
     static const char *LOG = ET_IT_LOG_DIR "/integration-service-outage.log";
     char *org = make_org(1);
     struct proxy *px = proxy_start(pg_store_port());

@@ -706,8 +706,8 @@ Test(encode, registration_cancelled)
 
 Test(encode, leaderboard_empty)
 {
-    encode_leaderboard(&w, "e1", NULL, 0);
-    assert_output("{\"event_id\":\"e1\",\"leaderboard\":[]}");
+    encode_leaderboard(&w, "e1", 0, NULL, 0);
+    assert_output("{\"event_id\":\"e1\",\"version\":0,\"leaderboard\":[]}");
 }
 
 Test(encode, leaderboard_entries)
@@ -716,8 +716,8 @@ Test(encode, leaderboard_entries)
         {"a", 10, 1}, {"b", 10, 1}, {"c", 2, 3},
     };
 
-    encode_leaderboard(&w, "e1", e, 3);
-    assert_output("{\"event_id\":\"e1\",\"leaderboard\":["
+    encode_leaderboard(&w, "e1", 22, e, 3);
+    assert_output("{\"event_id\":\"e1\",\"version\":22,\"leaderboard\":["
                   "{\"rank\":1,\"speaker_id\":\"a\",\"score\":10},"
                   "{\"rank\":1,\"speaker_id\":\"b\",\"score\":10},"
                   "{\"rank\":3,\"speaker_id\":\"c\",\"score\":2}]}");

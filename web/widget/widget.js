@@ -7,6 +7,12 @@
  * Refreshes are cheap for the service: the response carries an ETag and a
  * short Cache-Control, so the browser revalidates with If-None-Match and an
  * unchanged board costs a 304 with no body.
+ *
+ * Boards never go back on screen. Behind a load balancer two refreshes may
+ * reach different replicas, and a board may be rebuilt: an answer can be
+ * older than the board already shown. Each board carries a version (the
+ * number of views counted on it, which only grows), and a board whose
+ * version is below the shown one is ignored until a newer one arrives.
  */
 (function () {
   "use strict";
@@ -17,6 +23,7 @@
   var eventId = match ? match[1] : null;
   var previousRanks = {};      // speaker id -> rank at the previous refresh
   var shownOnce = false;
+  var shownVersion = -1;       // version of the board on screen; -1: none yet
 
   function byId(id) { return document.getElementById(id); }
 
@@ -74,6 +81,15 @@
         return response.json();
       })
       .then(function (body) {
+        // A board without a version (an older server) is always shown.
+        var version = typeof body.version === "number" ? body.version : -1;
+        if (version >= 0 && version < shownVersion) {
+          document.body.dataset.ignored = String((Number(document.body.dataset.ignored) || 0) + 1);
+          setStatus("");       // the API answered: not a connection problem
+          return;
+        }
+        if (version >= 0) { shownVersion = version; }
+        document.body.dataset.version = String(version);
         render(body.leaderboard || []);
         setStatus("");
         byId("updated").textContent = "Updated " + new Date().toLocaleTimeString();

@@ -355,12 +355,14 @@ void encode_attendee(struct jw *w, const struct registration *r)
     jw_object_end(w);
 }
 
-void encode_leaderboard(struct jw *w, const char *event_id, const struct leaderboard_entry *e,
-                        size_t n)
+void encode_leaderboard(struct jw *w, const char *event_id, long long version,
+                        const struct leaderboard_entry *e, size_t n)
 {
     jw_object_begin(w);
     jw_key(w, "event_id");
     jw_string(w, event_id);
+    jw_key(w, "version");
+    jw_int(w, version);
     jw_key(w, "leaderboard");
     jw_array_begin(w);
     for (size_t i = 0; i < n; i++) {

@@ -45,8 +45,9 @@ void encode_registration(struct jw *w, const struct registration *r);
 /* An attendee in a list: the registration without credits_remaining, which
  * is a property of the organization, not of a row. */
 void encode_attendee(struct jw *w, const struct registration *r);
-void encode_leaderboard(struct jw *w, const char *event_id, const struct leaderboard_entry *e,
-                        size_t n);
+/* version: the board's version (store/leaderboards.c note 9), before the list. */
+void encode_leaderboard(struct jw *w, const char *event_id, long long version,
+                        const struct leaderboard_entry *e, size_t n);
 void encode_speaker_rank(struct jw *w, const char *event_id, const struct leaderboard_entry *e);
 
 #endif

@@ -17,6 +17,13 @@
  * (docs/adr/0008). A board is also served for at most CACHE_TTL_MS after
  * Redis becomes unreachable, then 503 as before. Fixed arrays, no heap: a
  * thread's cache is a few kilobytes and never leaks.
+ *
+ * Version. The body carries the board's version (the views counted on it,
+ * store/leaderboards.c note 9), read in the same script as the top N, and
+ * the ETag is a hash of the body: a cached render keeps its version with it,
+ * and a 304 means the very same board, version included. Replicas, caches
+ * and a rebuild may hand a client a board older than one it has shown; the
+ * version lets it tell (the widget keeps the newer one).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,7 +67,7 @@ void api_leaderboard_top(struct request *req, struct response *res)
     struct problem p = {0};
     struct leaderboard_entry entries[LEADERBOARD_TOP_MAX];
     const char *event_id = req_param(req, "event_id");
-    long long top_n;
+    long long top_n, version;
     size_t n;
 
     if (!query_int(req->query, "top_n", 1, LEADERBOARD_TOP_MAX, TOP_N_DEFAULT, &top_n)) {
@@ -81,11 +88,11 @@ void api_leaderboard_top(struct request *req, struct response *res)
         memcpy(res->etag, slot->etag, sizeof res->etag);
         return;
     }
-    if (leaderboard_top(req->store, event_id, top_n, entries, &n, &p) != ET_OK) {
+    if (leaderboard_top(req->store, event_id, top_n, entries, &n, &version, &p) != ET_OK) {
         respond_problem(res, &p);
         return;
     }
-    encode_leaderboard(respond_json(res, 200), event_id, entries, n);
+    encode_leaderboard(respond_json(res, 200), event_id, version, entries, n);
     respond_etag(res);
     if (!res->body.failed && res->body.len <= sizeof slot->body) {
         snprintf(slot->event_id, sizeof slot->event_id, "%s", event_id);

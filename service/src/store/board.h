@@ -18,10 +18,11 @@ struct rds;
 
 #define BOARD_KEY_MAX (ID_MAX + 80)
 
-/* A board's two keys: the sorted set and its applied set (note 2). */
+/* A board's keys: the sorted set, its applied set (note 2), its version (note 9). */
 struct board_keys {
     char board[BOARD_KEY_MAX];
     char applied[BOARD_KEY_MAX];
+    char version[BOARD_KEY_MAX];
 };
 
 /* One view to count on a board. Borrowed pointers: the caller keeps the keys

@@ -21,12 +21,14 @@
 
 #define SADD_CHUNK 500               /* members per SADD while filling a temporary applied set */
 
-/* KEYS: board, applied, new board, new applied. An empty rebuild clears the board. */
+/* KEYS: board, applied, version, then the new three. An empty rebuild clears
+ * the board. The version moves with its board (leaderboards.c note 9). */
 static const struct rds_script script_swap = {
     "swap_board",
-    "redis.call('DEL', KEYS[1], KEYS[2])\n"
-    "if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[1]) end\n"
-    "if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('RENAME', KEYS[4], KEYS[2]) end\n"
+    "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
+    "for i = 1, 3 do\n"
+    "  if redis.call('EXISTS', KEYS[i + 3]) == 1 then redis.call('RENAME', KEYS[i + 3], KEYS[i]) end\n"
+    "end\n"
     "return 1\n"};
 
 /* ---- rebuild (design note 5) ---- */
@@ -84,27 +86,42 @@ static bool rds_chunked(struct rds *r, const char *const *cmd, int ncmd, const c
     return ok;
 }
 
-/* Writes a snapshot's counts and live members into fresh temporary keys. */
-static bool rebuild_write_temp(struct rds *r, const PGresult *counts, const PGresult *members,
-                               const char *tmp_board, const char *tmp_applied)
+/* One Redis command whose reply must not be an error. */
+static bool rds_ok(struct rds *r, int argc, const char **argv)
 {
-    const char *del[] = {"DEL", tmp_board, tmp_applied};
-    const char *sadd[] = {"SADD", tmp_applied};
+    redisReply *reply = rds_command(r, argc, argv, NULL);
+    bool ok = reply && reply->type != REDIS_REPLY_ERROR;
+
+    freeReplyObject(reply);
+    return ok;
+}
+
+/* Writes a snapshot's counts, their total (the version, note 9) and live
+ * members into fresh temporary keys. */
+static bool rebuild_write_temp(struct rds *r, const PGresult *counts, const PGresult *members,
+                               const struct board_keys *tmp)
+{
+    const char *del[] = {"DEL", tmp->board, tmp->applied, tmp->version};
+    const char *sadd[] = {"SADD", tmp->applied};
+    char total_text[24];
+    const char *set_version[] = {"SET", tmp->version, total_text};
+    unsigned long long total = 0;
     const char **words;
     int n;
     bool ok;
 
-    freeReplyObject(rds_command(r, 3, del, NULL));
+    freeReplyObject(rds_command(r, 4, del, NULL));
     for (int i = 0; i < PQntuples(counts); i++) {
         /* ZINCRBY on a fresh key, from zero: the same operation as live traffic. */
-        const char *zincrby[] = {"ZINCRBY", tmp_board, PQgetvalue(counts, i, 1),
+        const char *zincrby[] = {"ZINCRBY", tmp->board, PQgetvalue(counts, i, 1),
                                  PQgetvalue(counts, i, 0)};
-        redisReply *reply = rds_command(r, 4, zincrby, NULL);
-        ok = reply && reply->type != REDIS_REPLY_ERROR;
-        freeReplyObject(reply);
-        if (!ok)
+        if (!rds_ok(r, 4, zincrby))
             return false;
+        total += strtoull(PQgetvalue(counts, i, 1), NULL, 10);
     }
+    snprintf(total_text, sizeof total_text, "%llu", total);
+    if (total > 0 && !rds_ok(r, 3, set_version))
+        return false;
     n = PQntuples(members);
     if (n == 0)
         return true;
@@ -116,7 +133,7 @@ static bool rebuild_write_temp(struct rds *r, const PGresult *counts, const PGre
     free(words);
     if (ok) {
         char retention[24];
-        const char *expire[] = {"EXPIRE", tmp_applied, retention};
+        const char *expire[] = {"EXPIRE", tmp->applied, retention};
         snprintf(retention, sizeof retention, "%lld", board_retention_seconds());
         freeReplyObject(rds_command(r, 3, expire, NULL));
     }
@@ -151,22 +168,24 @@ static bool rebuild_replay_tail(struct pg *db, struct rds *r, const char *event_
 static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event_id,
                                  size_t *events, struct problem *p)
 {
-    char board[BOARD_KEY_MAX], applied[BOARD_KEY_MAX], tmp_board[BOARD_KEY_MAX], tmp_applied[BOARD_KEY_MAX];
+    struct board_keys live, tmp;
     char token[ID_MAX + 1], suffix[ID_MAX + 20], since[64];
     const char *params[2] = {event_id, since};
-    const char *swap_argv[] = {board, applied, tmp_board, tmp_applied};
+    const char *swap_argv[] = {live.board, live.applied, live.version,
+                               tmp.board, tmp.applied, tmp.version};
     PGresult *start = NULL, *counts = NULL, *members = NULL;
     redisReply *reply = NULL;
     enum et_err err = ET_OK;
 
     /* Temporary keys unique to this rebuild: two processes may rebuild at once. */
     id_generate(token, NULL);
-    board_key(board, event_id, "");
-    board_key(applied, event_id, ":applied");
+    board_keys_of(&live, event_id);
     snprintf(suffix, sizeof suffix, ":rebuild:%s", token);
-    board_key(tmp_board, event_id, suffix);
+    board_key(tmp.board, event_id, suffix);
     snprintf(suffix, sizeof suffix, ":rebuild:%s:applied", token);
-    board_key(tmp_applied, event_id, suffix);
+    board_key(tmp.applied, event_id, suffix);
+    snprintf(suffix, sizeof suffix, ":rebuild:%s:version", token);
+    board_key(tmp.version, event_id, suffix);
 
     if ((err = pg_command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", p)) != ET_OK)
         return err;
@@ -179,8 +198,8 @@ static enum et_err rebuild_board(struct pg *db, struct rds *r, const char *event
     if ((err = pg_command(db, "COMMIT", p)) != ET_OK)
         goto done;
 
-    if (!rebuild_write_temp(r, counts, members, tmp_board, tmp_applied) ||
-        !rds_eval_many(r, &script_swap, 4, 4, swap_argv, NULL, 1, &reply) || reply == NULL ||
+    if (!rebuild_write_temp(r, counts, members, &tmp) ||
+        !rds_eval_many(r, &script_swap, 6, 6, swap_argv, NULL, 1, &reply) || reply == NULL ||
         reply->type == REDIS_REPLY_ERROR || !board_epoch_bump(r)) {
         err = problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                           "Redis failed during the rebuild of %s", event_id);

@@ -7,6 +7,7 @@
  *   eventtrack:lb:{E}           sorted set  speaker id -> score, for conference E
  *   eventtrack:lb:{E}:applied   set         analytics events already counted on it
  *                                           ("org/event_id", "/event_id" for admin)
+ *   eventtrack:lb:{E}:version   integer     views counted on the board (note 9)
  *   eventtrack:epoch            integer     bumped after every batch of writes
  *
  * Three files share the job (through store/board.h): this one reads the
@@ -62,6 +63,21 @@
  *     a board (applied views, a rebuild's swap), whether Redis took it or
  *     not: the read path's micro-cache (routes/leaderboard.c) drops what it
  *     rendered before, so this process never serves its own stale board.
+ *  9. The board's version is the number of views counted on it: the apply
+ *     script increments it in the same script as the ZINCRBY, a rebuild sets
+ *     it to the snapshot's count and swaps it in with the board, and a read
+ *     fetches it in the same script as the ZRANGE. So a version always
+ *     describes exactly the board it comes with, and a board counting fewer
+ *     views is older. It never goes back across a Redis loss: a view is
+ *     applied only after PostgreSQL committed it, and the log only grows
+ *     (no row of analytics_events is ever deleted; cancellations and the
+ *     applied set's retention touch no view), so the count a rebuild reads is
+ *     at least any version Redis ever served. Between the loss and the
+ *     rebuild a board restarts from 0 and a reader may see low versions:
+ *     the widget ignores them (docs/adr/0013, web/widget/widget.js). A
+ *     board from before versions existed gets its version on its next view:
+ *     when the INCR creates the key, the script sets it to the total of the
+ *     scores, once.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,7 +94,7 @@
 #include "store/store.h"
 
 #define EPOCH_KEY "eventtrack:epoch"
-#define APPLY_ARGC 5                /* per view: board, applied set, member, speaker, retention */
+#define APPLY_ARGC 6                /* per view: board, applied set, version, member, speaker, retention */
 
 static atomic_long apply_failures;
 static atomic_llong epoch_seen;             /* design note 4: highest epoch acknowledged */
@@ -90,9 +106,21 @@ static long long retention_seconds = 7 * 24 * 3600;
 static const struct rds_script script_apply = {
     "apply_view",
     "local counted = redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "if counted == 1 then redis.call('ZINCRBY', KEYS[1], 1, ARGV[2]) end\n"
+    "if counted == 1 then\n"
+    "  redis.call('ZINCRBY', KEYS[1], 1, ARGV[2])\n"
+    "  if redis.call('INCR', KEYS[3]) == 1 then\n"
+    "    local total, all = 0, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
+    "    for i = 2, #all, 2 do total = total + tonumber(all[i]) end\n"
+    "    redis.call('SET', KEYS[3], string.format('%d', total))\n"
+    "  end\n"
+    "end\n"
     "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
     "return counted\n"};
+/* Design note 9: the version and the top N in one round trip, from one instant. */
+static const struct rds_script script_top = {
+    "board_top",
+    "return {redis.call('GET', KEYS[2]) or '0',\n"
+    "        redis.call('ZRANGE', KEYS[1], 0, ARGV[1], 'REV', 'WITHSCORES')}\n"};
 static const struct rds_script script_rank = {
     "speaker_rank",
     "local score = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
@@ -152,6 +180,7 @@ void board_keys_of(struct board_keys *k, const char *event_id)
 {
     board_key(k->board, event_id, "");
     board_key(k->applied, event_id, ":applied");
+    board_key(k->version, event_id, ":version");
 }
 
 static void epoch_observe(long long epoch)
@@ -244,11 +273,12 @@ bool board_apply_views(struct rds *r, const struct board_view *views, size_t cou
         const char **word = &argv[i * APPLY_ARGC];
         word[0] = views[i].keys->board;
         word[1] = views[i].keys->applied;
-        word[2] = views[i].member;
-        word[3] = views[i].speaker_id;
-        word[4] = retention;
+        word[2] = views[i].keys->version;
+        word[3] = views[i].member;
+        word[4] = views[i].speaker_id;
+        word[5] = retention;
     }
-    ok = ok && rds_eval_many(r, &script_apply, 2, APPLY_ARGC, argv, NULL, count, replies);
+    ok = ok && rds_eval_many(r, &script_apply, 3, APPLY_ARGC, argv, NULL, count, replies);
     board_note_write();                         /* design note 8: even a failed write may have landed */
     for (size_t i = 0; replies && i < count; i++) {
         ok = ok && replies[i] && replies[i]->type == REDIS_REPLY_INTEGER;
@@ -291,29 +321,36 @@ done:
 }
 
 enum et_err leaderboard_top(struct store *st, const char *event_id, long long top_n,
-                            struct leaderboard_entry *out, size_t *count, struct problem *p)
+                            struct leaderboard_entry *out, size_t *count, long long *version,
+                            struct problem *p)
 {
-    char key[BOARD_KEY_MAX], stop[24];
-    const char *argv[] = {"ZRANGE", key, "0", stop, "REV", "WITHSCORES"};
+    struct board_keys k;
+    char stop[24];
+    const char *argv[] = {k.board, k.version, stop};
     struct rds *r = store_rds(st, p);
-    redisReply *reply;
+    redisReply *reply = NULL, *top;
 
     *count = 0;
+    *version = 0;
     if (r == NULL)
         return p->err;
-    board_key(key, event_id, "");
+    board_keys_of(&k, event_id);
     snprintf(stop, sizeof stop, "%lld", top_n - 1);
-    reply = rds_command(r, 6, argv, NULL);
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+    if (!rds_eval_many(r, &script_top, 2, 3, argv, NULL, 1, &reply) || reply == NULL ||
+        reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(reply);
         return problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
                            "the leaderboard store is unavailable");
     }
-    for (size_t i = 0; i + 1 < reply->elements && *count < (size_t)top_n; i += 2) {
+    *version = strtoll(reply->element[0]->str, NULL, 10);
+    top = reply->element[1];
+    for (size_t i = 0; i + 1 < top->elements && *count < (size_t)top_n; i += 2) {
         struct leaderboard_entry *e = &out[*count];
-        snprintf(e->speaker_id, sizeof e->speaker_id, "%.*s", (int)reply->element[i]->len,
-                 reply->element[i]->str);
-        e->score = strtoll(reply->element[i + 1]->str, NULL, 10);
+        snprintf(e->speaker_id, sizeof e->speaker_id, "%.*s", (int)top->element[i]->len,
+                 top->element[i]->str);
+        e->score = strtoll(top->element[i + 1]->str, NULL, 10);
         /* Design note 7: competition ranking, from the top of the board. */
         e->rank = *count > 0 && out[*count - 1].score == e->score ? out[*count - 1].rank
                                                                   : (long long)*count + 1;

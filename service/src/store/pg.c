@@ -82,6 +82,7 @@ struct pg_pool {
     long long deadline_ms;                        /* design note 6; 0: none */
     atomic_long connections;
     atomic_long errors;
+    atomic_bool refused;                          /* beyond the connection budget (store/budget.c) */
 };
 
 struct pg {
@@ -92,6 +93,7 @@ struct pg {
     char sqlstate[6];
     char constraint[64];
     bool outage_logged;                           /* design note 5 */
+    bool log_once;                                /* a kept one-off logs like a thread's (pg_keep_open) */
     bool dead;                                    /* the server said goodbye (note 7) */
     bool commit_unknown;                          /* sync-rep wait canceled (note 7) */
     bool late_error;                              /* an error after a success result */
@@ -147,7 +149,7 @@ static void outage_log(struct pg *db, const char *what, const char *message)
 {
     if (db->outage_logged)
         return;
-    db->outage_logged = db->pool != NULL;        /* a one-off connection logs every time */
+    db->outage_logged = db->pool != NULL || db->log_once;  /* a one-off logs every time */
     et_log(LL_WARN, "postgres", "%s: %.*s%s", what, (int)strcspn(message, "\n"), message,
             db->outage_logged ? " (further failures of this thread are not logged until it reconnects)"
                               : "");
@@ -248,6 +250,11 @@ void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us)
     db->deadline_us = deadline_monotonic_us;
 }
 
+void pg_pool_admit(struct pg_pool *pool, bool admitted)
+{
+    atomic_store(&pool->refused, !admitted);
+}
+
 void pg_pool_set_deadline(struct pg_pool *pool, long long deadline_ms)
 {
     pool->deadline_ms = deadline_ms;
@@ -257,6 +264,15 @@ struct pg *pg_session(struct pg_pool *pool, struct problem *p)
 {
     struct pg *db = thread_conn;
 
+    if (atomic_load(&pool->refused)) {
+        /* store/budget.c note 3: the units this thread's connection needs
+         * belong to other replicas now; give back the one it may hold. */
+        if (db != NULL)
+            pg_disconnect(db);
+        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE,
+                    "this replica is beyond the PostgreSQL connection budget");
+        return NULL;
+    }
     if (db == NULL) {
         pthread_once(&thread_conn_once, thread_conn_key_create);
         db = calloc(1, sizeof *db);
@@ -289,6 +305,16 @@ struct pg *pg_open(const char *conninfo, struct problem *p)
         return NULL;
     }
     return db;
+}
+
+bool pg_keep_open(struct pg **db, const char *conninfo, struct problem *p)
+{
+    if (*db == NULL && (*db = calloc(1, sizeof **db)) == NULL) {
+        problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory");
+        return false;
+    }
+    (*db)->log_once = true;
+    return (*db)->conn != NULL || pg_connect(*db, conninfo, p);
 }
 
 void pg_close(struct pg *db)

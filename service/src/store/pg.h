@@ -68,6 +68,13 @@ struct pg_stmt {
  * handle (store_pg, store/handle.c); nothing above store/ calls it. */
 struct pg *pg_session(struct pg_pool *pool, struct problem *p);
 
+/* A one-off connection kept across outages (store/budget.c): *db NULL is
+ * allocated here (pg_close frees it); a dropped connection is reopened in
+ * place. Unlike pg_open's, it logs an outage once until it reconnects
+ * (note 5), since its owner retries every pass. false with p filled when
+ * PostgreSQL cannot be reached. */
+bool pg_keep_open(struct pg **db, const char *conninfo, struct problem *p);
+
 /* Ends the connection's transaction, if any, throwing away what it did. A
  * failure needs no answer: the connection is then dropped, which ends the
  * transaction too. */

@@ -29,6 +29,23 @@ struct pg_pool *pg_pool_new(const char *conninfo);
 /* The deadline pg_session() gives each request, in ms; 0: none (store/pg.c note 6). */
 void pg_pool_set_deadline(struct pg_pool *pool, long long deadline_ms);
 void pg_pool_free(struct pg_pool *pool);                         /* NULL is a no-op */
+/* Lets the pool's threads connect (the default) or refuses them with 503
+ * (store/budget.c note 3); a refused thread drops its connection. */
+void pg_pool_admit(struct pg_pool *pool, bool admitted);
+/*
+ * The PostgreSQL connection budget every replica shares (store/budget.c).
+ * setting: pg_connection_budget (-1: the server's max_connections less its
+ * superuser reserve less 10; > 0: that many; 0 means off and needs no
+ * budget); need: this replica's threads + 2. budget_new copies conninfo and
+ * borrows pool; budget_free (NULL is a no-op) ends the claim. budget_keep
+ * claims the share or checks it is still held, admits or refuses the pool's
+ * threads, and returns whether the share is held; one thread at a time.
+ */
+struct budget;
+struct budget *budget_new(struct pg_pool *pool, const char *conninfo, long long setting,
+                          long long need);
+void budget_free(struct budget *b);
+bool budget_keep(struct budget *b);
 struct rds_pool *rds_pool_new(const struct redis_target *target);
 void rds_pool_free(struct rds_pool *pool);                       /* NULL is a no-op */
 struct pg *pg_open(const char *conninfo, struct problem *p);
@@ -261,8 +278,11 @@ enum et_err analytics_counts(struct store *st, const struct analytics_filter *f,
 void leaderboard_configure(long long applied_retention_seconds);
 /* Changes after every board write of this process (leaderboards.c note 8). */
 unsigned long long leaderboard_writes(void);
+/* The top N into out[0..*count) and the board's version, the number of views
+ * counted on it (leaderboards.c note 9; 0 for a board with none yet). */
 enum et_err leaderboard_top(struct store *st, const char *event_id, long long top_n,
-                            struct leaderboard_entry *out, size_t *count, struct problem *p);
+                            struct leaderboard_entry *out, size_t *count, long long *version,
+                            struct problem *p);
 enum et_err leaderboard_speaker(struct store *st, const char *event_id,
                                 const char *speaker_id, struct leaderboard_entry *out,
                                 struct problem *p);
