@@ -40,6 +40,15 @@
 # failover takes seconds, not the 20-50 s of the defaults: see
 # docs/adr/0014-store-failover-postgres.md for the measured outage.
 # Auth is trust on loopback only; no SSL (loopback).
+#
+# Why every node's unix socket is in $DIR/sock and it listens on 127.0.0.1
+# only: Debian's PostgreSQL puts sockets in /var/run/postgresql, which only
+# the postgres user may write, so a plain user's formation could not start
+# there; and pg_autoctl's monitor listens on '*' unless told otherwise, while
+# the tests stay on loopback. pg_autoctl starts each postgres with
+# "-k $PG_REGRESS_SOCK_DIR" when that is set and connects to its own node
+# through PGHOST (saved as postgresql.host in the node's config), so both
+# name the formation's directory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -80,7 +89,8 @@ monitor_url() { echo "postgres://autoctl_node@127.0.0.1:$BASE/pg_auto_failover?s
 # pg_autoctl and PostgreSQL refuse root: run them as the postgres user then.
 as_pg() {
     local env=(env "XDG_CONFIG_HOME=$DIR/xdg/config" "XDG_DATA_HOME=$DIR/xdg/data"
-        "XDG_RUNTIME_DIR=$DIR/xdg/run" "PG_CONFIG=$PG_BIN/pg_config" "PATH=$PG_BIN:$PATH")
+        "XDG_RUNTIME_DIR=$DIR/xdg/run" "PG_CONFIG=$PG_BIN/pg_config" "PATH=$PG_BIN:$PATH"
+        "PG_REGRESS_SOCK_DIR=$DIR/sock" "PGHOST=$DIR/sock")
     if ((EUID == 0)); then
         (cd / && runuser -u postgres -- "${env[@]}" "$@")
     else
@@ -94,10 +104,19 @@ pgid_file() { echo "$DIR/$1.pgid"; }
 node_pgid() { cat "$(pgid_file "$1")" 2>/dev/null || echo 0; }
 group_alive() { local g; g=$(node_pgid "$1"); ((g > 0)) && kill -0 -- "-$g" 2>/dev/null; }
 
+# A formation created before its sockets moved to $DIR/sock still names
+# the old directory (and, for the monitor, '*') in its config: point it here
+# before the node runs again, or pg_autoctl could not reach its postgres.
+adopt_node() {
+    as_pg pg_autoctl config set --pgdata "$DIR/$1" postgresql.host "$DIR/sock" >>"$DIR/$1.log" 2>&1 &&
+        as_pg pg_autoctl config set --pgdata "$DIR/$1" postgresql.listen_addresses 127.0.0.1 >>"$DIR/$1.log" 2>&1
+}
+
 # Runs `pg_autoctl run` for a node as the leader of a new process group.
 run_node() {
     local node=$1 g
     group_alive "$node" && return 0
+    adopt_node "$node" || die "could not set $node's socket directory and listen address in its config"
     # setsid execs in place (a background job of a script is no group
     # leader), so $! is the group's id.
     setsid bash -c "$(declare -f as_pg); DIR='$DIR' PG_BIN='$PG_BIN'; as_pg pg_autoctl run --pgdata '$DIR/$node'" \
@@ -149,7 +168,8 @@ create_monitor() {
     [[ -f $DIR/monitor/PG_VERSION ]] && return 0
     say "creating the monitor on 127.0.0.1:$BASE"
     as_pg pg_autoctl create monitor --pgdata "$DIR/monitor" --pgport "$BASE" --hostname 127.0.0.1 \
-        --auth trust --no-ssl >>"$DIR/monitor.log" 2>&1 || die "creating the monitor failed (log: $DIR/monitor.log)"
+        --listen 127.0.0.1 --auth trust --no-ssl >>"$DIR/monitor.log" 2>&1 ||
+        die "creating the monitor failed (log: $DIR/monitor.log)"
 }
 
 tune_monitor() {
@@ -166,8 +186,9 @@ create_node() {
     [[ -f $DIR/$node/PG_VERSION ]] && return 0
     say "creating $node on 127.0.0.1:$(node_port "$node")"
     as_pg pg_autoctl create postgres --pgdata "$DIR/$node" --pgport "$(node_port "$node")" \
-        --hostname 127.0.0.1 --listen 127.0.0.1 --name "$node" --dbname eventtrack --auth trust --no-ssl \
-        --monitor "$(monitor_url)" >>"$DIR/$node.log" 2>&1 || die "creating $node failed (log: $DIR/$node.log)"
+        --pghost "$DIR/sock" --hostname 127.0.0.1 --listen 127.0.0.1 --name "$node" --dbname eventtrack \
+        --auth trust --no-ssl --monitor "$(monitor_url)" >>"$DIR/$node.log" 2>&1 ||
+        die "creating $node failed (log: $DIR/$node.log)"
     # A primary cut off from the monitor and its standbys demotes itself after
     # this many seconds: less than the monitor's primary_demote_timeout (5 s),
     # so a partitioned old primary stops taking writes before another node
@@ -186,7 +207,10 @@ create_role() {
 cmd_start() {
     local node
     mkdir -p "$DIR/xdg/config" "$DIR/xdg/data" "$DIR/xdg/run"
-    chmod 0700 "$DIR/xdg/run"
+    mkdir -p "$DIR/sock"
+    chmod 0700 "$DIR/xdg/run" "$DIR/sock"
+    # The socket's path must fit in sun_path (107 bytes with its file name).
+    ((${#DIR} + 20 <= 107)) || die "$DIR is too long a path for a unix socket: set ET_HA_PG_DIR to a shorter one"
     ((EUID == 0)) && chown -R postgres:postgres "$DIR"
     create_monitor
     run_node monitor
