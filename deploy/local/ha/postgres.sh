@@ -98,7 +98,10 @@ as_pg() {
     fi
 }
 
-psql_at() { "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-postgres}" -d "${2:-postgres}" -c "$4"; }
+# The nodes' superuser: initdb names it after the user it runs as, and
+# pg_autoctl offers no way to choose another.
+SUPER=$( ((EUID == 0)) && echo postgres || id -un)
+psql_at() { "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-$SUPER}" -d "${2:-postgres}" -c "$4"; }
 
 pgid_file() { echo "$DIR/$1.pgid"; }
 node_pgid() { cat "$(pgid_file "$1")" 2>/dev/null || echo 0; }
@@ -152,12 +155,19 @@ wait_for() {
     die "timed out after ${WAIT_SECONDS}s waiting for $what (logs: $DIR/*.log)"
 }
 
+# The monitor's word alone is not enough when a stopped formation starts
+# again: it still holds the states reported before the stop, so the primary
+# must also be up and stream to every standby as a synchronous one.
 in_sync() {
-    local n
+    local n p
     n=$(psql_at "$BASE" pg_auto_failover autoctl_node \
         "SELECT count(*) FROM pgautofailover.node WHERE reportedstate = goalstate
             AND goalstate IN ('primary', 'secondary')")
-    [[ $n == "$NODES" ]]
+    [[ $n == "$NODES" ]] || return 1
+    p=$(primary_port) || return 1
+    n=$(psql_at "$p" postgres "$SUPER" "SELECT count(*) FROM pg_stat_replication
+        WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')")
+    [[ $n == $((NODES - 1)) ]]
 }
 primary_ready() {
     psql_at "$BASE" pg_auto_failover autoctl_node \
@@ -176,9 +186,9 @@ tune_monitor() {
     local setting
     for setting in health_check_period=1000 health_check_timeout=1000 health_check_max_retries=1 \
         health_check_retry_delay=500 node_considered_unhealthy_timeout=3000 primary_demote_timeout=5000; do
-        psql_at "$BASE" pg_auto_failover postgres "ALTER SYSTEM SET pgautofailover.${setting%%=*} = ${setting#*=}"
+        psql_at "$BASE" pg_auto_failover "$SUPER" "ALTER SYSTEM SET pgautofailover.${setting%%=*} = ${setting#*=}"
     done
-    psql_at "$BASE" pg_auto_failover postgres "SELECT pg_reload_conf()" >/dev/null
+    psql_at "$BASE" pg_auto_failover "$SUPER" "SELECT pg_reload_conf()" >/dev/null
 }
 
 create_node() {
@@ -199,8 +209,8 @@ create_node() {
 # The service's role and database; created on the first primary, replicated.
 create_role() {
     local p=$1
-    psql_at "$p" eventtrack postgres "SELECT 1 FROM pg_roles WHERE rolname = 'eventtrack'" | grep -q 1 && return 0
-    psql_at "$p" eventtrack postgres "CREATE ROLE eventtrack LOGIN CREATEDB;
+    psql_at "$p" eventtrack "$SUPER" "SELECT 1 FROM pg_roles WHERE rolname = 'eventtrack'" | grep -q 1 && return 0
+    psql_at "$p" eventtrack "$SUPER" "CREATE ROLE eventtrack LOGIN CREATEDB;
         ALTER DATABASE eventtrack OWNER TO eventtrack; ALTER SCHEMA public OWNER TO eventtrack;" >/dev/null
 }
 
@@ -219,7 +229,7 @@ cmd_start() {
     create_node node1
     run_node node1
     wait_for "node1 to be a primary" primary_ready
-    wait_for "node1 to accept connections" psql_at "$BASE" postgres postgres "SELECT 1"
+    wait_for "node1 to accept connections" psql_at "$BASE" postgres "$SUPER" "SELECT 1"
     create_role "$(node_port node1)" 2>/dev/null || true
     for node in $(node_names); do
         [[ $node == node1 ]] && continue
@@ -228,7 +238,7 @@ cmd_start() {
     done
     wait_for "every node in sync" in_sync
     local p
-    p=$(primary_port)
+    p=$(primary_port) || die "no node takes writes (logs: $DIR/*.log)"
     create_role "$p"
     say "ready: $(cmd_url)"
 }
@@ -237,7 +247,7 @@ primary_port() {
     local node p
     for node in $(node_names); do
         p=$(node_port "$node")
-        [[ $(psql_at "$p" postgres postgres "SELECT NOT pg_is_in_recovery()" 2>/dev/null) == t ]] && {
+        [[ $(psql_at "$p" postgres "$SUPER" "SELECT NOT pg_is_in_recovery()" 2>/dev/null) == t ]] && {
             echo "$p"
             return 0
         }
@@ -270,7 +280,7 @@ cmd_nodes() {
     local node p role
     for node in $(node_names); do
         p=$(node_port "$node")
-        case $(psql_at "$p" postgres postgres "SELECT pg_is_in_recovery()" 2>/dev/null || true) in
+        case $(psql_at "$p" postgres "$SUPER" "SELECT pg_is_in_recovery()" 2>/dev/null || true) in
             f) role=primary ;;
             t) role=standby ;;
             *) role=down ;;
