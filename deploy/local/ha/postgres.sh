@@ -100,7 +100,7 @@ as_pg() {
 
 # The nodes' superuser: initdb names it after the user it runs as, and
 # pg_autoctl offers no way to choose another.
-SUPER=$( ((EUID == 0)) && echo postgres || id -un)
+if ((EUID == 0)); then SUPER=postgres; else SUPER=$(id -un); fi
 psql_at() { "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-$SUPER}" -d "${2:-postgres}" -c "$4"; }
 
 pgid_file() { echo "$DIR/$1.pgid"; }
