@@ -40,6 +40,15 @@
 # failover takes seconds, not the 20-50 s of the defaults: see
 # docs/adr/0014-store-failover-postgres.md for the measured outage.
 # Auth is trust on loopback only; no SSL (loopback).
+#
+# Why every node's unix socket is in $DIR/sock and it listens on 127.0.0.1
+# only: Debian's PostgreSQL puts sockets in /var/run/postgresql, which only
+# the postgres user may write, so a plain user's formation could not start
+# there; and pg_autoctl's monitor listens on '*' unless told otherwise, while
+# the tests stay on loopback. pg_autoctl starts each postgres with
+# "-k $PG_REGRESS_SOCK_DIR" when that is set and connects to its own node
+# through PGHOST (saved as postgresql.host in the node's config), so both
+# name the formation's directory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -80,7 +89,8 @@ monitor_url() { echo "postgres://autoctl_node@127.0.0.1:$BASE/pg_auto_failover?s
 # pg_autoctl and PostgreSQL refuse root: run them as the postgres user then.
 as_pg() {
     local env=(env "XDG_CONFIG_HOME=$DIR/xdg/config" "XDG_DATA_HOME=$DIR/xdg/data"
-        "XDG_RUNTIME_DIR=$DIR/xdg/run" "PG_CONFIG=$PG_BIN/pg_config" "PATH=$PG_BIN:$PATH")
+        "XDG_RUNTIME_DIR=$DIR/xdg/run" "PG_CONFIG=$PG_BIN/pg_config" "PATH=$PG_BIN:$PATH"
+        "PG_REGRESS_SOCK_DIR=$DIR/sock" "PGHOST=$DIR/sock")
     if ((EUID == 0)); then
         (cd / && runuser -u postgres -- "${env[@]}" "$@")
     else
@@ -88,10 +98,13 @@ as_pg() {
     fi
 }
 
+# The nodes' superuser: initdb names it after the user it runs as, and
+# pg_autoctl offers no way to choose another.
+if ((EUID == 0)); then SUPER=postgres; else SUPER=$(id -un); fi
 # Bounded: a node a test froze (SIGSTOP) accepts the TCP connection and never answers. Not
 # tighter: at load average 35 a healthy node's connect took over 3 s and `start` gave up.
 psql_at() {
-    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-postgres}" \
+    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U "${3:-$SUPER}" \
         -d "${2:-postgres}" -c "$4"
 }
 
@@ -99,10 +112,19 @@ pgid_file() { echo "$DIR/$1.pgid"; }
 node_pgid() { cat "$(pgid_file "$1")" 2>/dev/null || echo 0; }
 group_alive() { local g; g=$(node_pgid "$1"); ((g > 0)) && kill -0 -- "-$g" 2>/dev/null; }
 
+# A formation created before its sockets moved to $DIR/sock still names
+# the old directory (and, for the monitor, '*') in its config: point it here
+# before the node runs again, or pg_autoctl could not reach its postgres.
+adopt_node() {
+    as_pg pg_autoctl config set --pgdata "$DIR/$1" postgresql.host "$DIR/sock" >>"$DIR/$1.log" 2>&1 &&
+        as_pg pg_autoctl config set --pgdata "$DIR/$1" postgresql.listen_addresses 127.0.0.1 >>"$DIR/$1.log" 2>&1
+}
+
 # Runs `pg_autoctl run` for a node as the leader of a new process group.
 run_node() {
     local node=$1 g
     group_alive "$node" && return 0
+    adopt_node "$node" || die "could not set $node's socket directory and listen address in its config"
     # setsid execs in place (a background job of a script is no group
     # leader), so $! is the group's id.
     setsid bash -c "$(declare -f as_pg); DIR='$DIR' PG_BIN='$PG_BIN'; as_pg pg_autoctl run --pgdata '$DIR/$node'" \
@@ -138,12 +160,19 @@ wait_for() {
     die "timed out after ${WAIT_SECONDS}s waiting for $what (logs: $DIR/*.log)"
 }
 
+# The monitor's word alone is not enough when a stopped formation starts
+# again: it still holds the states reported before the stop, so the primary
+# must also be up and stream to every standby as a synchronous one.
 in_sync() {
-    local n
+    local n p
     n=$(psql_at "$BASE" pg_auto_failover autoctl_node \
         "SELECT count(*) FROM pgautofailover.node WHERE reportedstate = goalstate
             AND goalstate IN ('primary', 'secondary')")
-    [[ $n == "$NODES" ]]
+    [[ $n == "$NODES" ]] || return 1
+    p=$(primary_port) || return 1
+    n=$(psql_at "$p" postgres "$SUPER" "SELECT count(*) FROM pg_stat_replication
+        WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')")
+    [[ $n == $((NODES - 1)) ]]
 }
 primary_ready() {
     psql_at "$BASE" pg_auto_failover autoctl_node \
@@ -154,16 +183,17 @@ create_monitor() {
     [[ -f $DIR/monitor/PG_VERSION ]] && return 0
     say "creating the monitor on 127.0.0.1:$BASE"
     as_pg pg_autoctl create monitor --pgdata "$DIR/monitor" --pgport "$BASE" --hostname 127.0.0.1 \
-        --auth trust --no-ssl >>"$DIR/monitor.log" 2>&1 || die "creating the monitor failed (log: $DIR/monitor.log)"
+        --listen 127.0.0.1 --auth trust --no-ssl >>"$DIR/monitor.log" 2>&1 ||
+        die "creating the monitor failed (log: $DIR/monitor.log)"
 }
 
 tune_monitor() {
     local setting
     for setting in health_check_period=1000 health_check_timeout=1000 health_check_max_retries=1 \
         health_check_retry_delay=500 node_considered_unhealthy_timeout=3000 primary_demote_timeout=5000; do
-        psql_at "$BASE" pg_auto_failover postgres "ALTER SYSTEM SET pgautofailover.${setting%%=*} = ${setting#*=}"
+        psql_at "$BASE" pg_auto_failover "$SUPER" "ALTER SYSTEM SET pgautofailover.${setting%%=*} = ${setting#*=}"
     done
-    psql_at "$BASE" pg_auto_failover postgres "SELECT pg_reload_conf()" >/dev/null
+    psql_at "$BASE" pg_auto_failover "$SUPER" "SELECT pg_reload_conf()" >/dev/null
 }
 
 create_node() {
@@ -171,8 +201,9 @@ create_node() {
     [[ -f $DIR/$node/PG_VERSION ]] && return 0
     say "creating $node on 127.0.0.1:$(node_port "$node")"
     as_pg pg_autoctl create postgres --pgdata "$DIR/$node" --pgport "$(node_port "$node")" \
-        --hostname 127.0.0.1 --listen 127.0.0.1 --name "$node" --dbname eventtrack --auth trust --no-ssl \
-        --monitor "$(monitor_url)" >>"$DIR/$node.log" 2>&1 || die "creating $node failed (log: $DIR/$node.log)"
+        --pghost "$DIR/sock" --hostname 127.0.0.1 --listen 127.0.0.1 --name "$node" --dbname eventtrack \
+        --auth trust --no-ssl --monitor "$(monitor_url)" >>"$DIR/$node.log" 2>&1 ||
+        die "creating $node failed (log: $DIR/$node.log)"
     # A primary cut off from the monitor and its standbys demotes itself after
     # this many seconds: less than the monitor's primary_demote_timeout (5 s),
     # so a partitioned old primary stops taking writes before another node
@@ -183,15 +214,18 @@ create_node() {
 # The service's role and database; created on the first primary, replicated.
 create_role() {
     local p=$1
-    psql_at "$p" eventtrack postgres "SELECT 1 FROM pg_roles WHERE rolname = 'eventtrack'" | grep -q 1 && return 0
-    psql_at "$p" eventtrack postgres "CREATE ROLE eventtrack LOGIN CREATEDB;
+    psql_at "$p" eventtrack "$SUPER" "SELECT 1 FROM pg_roles WHERE rolname = 'eventtrack'" | grep -q 1 && return 0
+    psql_at "$p" eventtrack "$SUPER" "CREATE ROLE eventtrack LOGIN CREATEDB;
         ALTER DATABASE eventtrack OWNER TO eventtrack; ALTER SCHEMA public OWNER TO eventtrack;" >/dev/null
 }
 
 cmd_start() {
     local node
     mkdir -p "$DIR/xdg/config" "$DIR/xdg/data" "$DIR/xdg/run"
-    chmod 0700 "$DIR/xdg/run"
+    mkdir -p "$DIR/sock"
+    chmod 0700 "$DIR/xdg/run" "$DIR/sock"
+    # The socket's path must fit in sun_path (107 bytes with its file name).
+    ((${#DIR} + 20 <= 107)) || die "$DIR is too long a path for a unix socket: set ET_HA_PG_DIR to a shorter one"
     ((EUID == 0)) && chown -R postgres:postgres "$DIR"
     create_monitor
     run_node monitor
@@ -200,7 +234,7 @@ cmd_start() {
     create_node node1
     run_node node1
     wait_for "node1 to be a primary" primary_ready
-    wait_for "node1 to accept connections" psql_at "$BASE" postgres postgres "SELECT 1"
+    wait_for "node1 to accept connections" psql_at "$BASE" postgres "$SUPER" "SELECT 1"
     create_role "$(node_port node1)" 2>/dev/null || true
     for node in $(node_names); do
         [[ $node == node1 ]] && continue
@@ -209,7 +243,7 @@ cmd_start() {
     done
     wait_for "every node in sync" in_sync
     local p
-    p=$(primary_port)
+    p=$(primary_port) || die "no node takes writes (logs: $DIR/*.log)"
     create_role "$p"
     say "ready: $(cmd_url)"
 }
@@ -218,7 +252,7 @@ primary_port() {
     local node p
     for node in $(node_names); do
         p=$(node_port "$node")
-        [[ $(psql_at "$p" postgres postgres "SELECT NOT pg_is_in_recovery()" 2>/dev/null) == t ]] && {
+        [[ $(psql_at "$p" postgres "$SUPER" "SELECT NOT pg_is_in_recovery()" 2>/dev/null) == t ]] && {
             echo "$p"
             return 0
         }
@@ -251,7 +285,7 @@ cmd_nodes() {
     local node p role
     for node in $(node_names); do
         p=$(node_port "$node")
-        case $(psql_at "$p" postgres postgres "SELECT pg_is_in_recovery()" 2>/dev/null || true) in
+        case $(psql_at "$p" postgres "$SUPER" "SELECT pg_is_in_recovery()" 2>/dev/null || true) in
             f) role=primary ;;
             t) role=standby ;;
             *) role=down ;;
