@@ -33,13 +33,20 @@ static char *setup_twelve(char *speakers[12])
     return evt;
 }
 
+/* setup_twelve, and the board it must show: speaker i scored i + 1, ranked 12 - i. */
+static char *setup_twelve_expected(char *spk[12], struct board_entry want[12])
+{
+    char *evt = setup_twelve(spk);
+    for (int i = 0; i < 12; i++)
+        want[i] = (struct board_entry){spk[11 - i], 12 - i, i + 1};
+    return evt;
+}
+
 Test(leaderboard, top_n_default_bounds_and_order)
 {
     char *spk[12];
-    char *evt = setup_twelve(spk);
     struct board_entry want[12];
-    for (int i = 0; i < 12; i++)
-        want[i] = (struct board_entry){spk[11 - i], 12 - i, i + 1};
+    char *evt = setup_twelve_expected(spk, want);
     EXPECT_BOARD(evt, "", want, 10);
     EXPECT_BOARD(evt, "?top_n=10", want, 10);
     EXPECT_BOARD(evt, "?top_n=1", want, 1);
@@ -181,10 +188,8 @@ Test(leaderboard, version_counts_every_applied_view)
 Test(leaderboard, version_after_a_rebuild_equals_the_version_before_the_loss)
 {
     char *spk[12];
-    char *evt = setup_twelve(spk);
     struct board_entry want[12];
-    for (int i = 0; i < 12; i++)
-        want[i] = (struct board_entry){spk[11 - i], 12 - i, i + 1};
+    char *evt = setup_twelve_expected(spk, want);
     long long before = board_version(evt, "", NULL);
     cr_assert_eq(before, 78, "12 speakers scored 1..12 are 78 views");
 
