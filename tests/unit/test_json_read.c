@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -643,6 +644,38 @@ Test(jr_int, credits_bounds)
     cr_assert_not(jr_int(root, "over", true, 0, CREDITS_MAX, &out, NULL, &p));
     assert_one_field(&p, "over", "must be between 0 and 1000000000");
     cJSON_Delete(root);
+}
+
+/* The edges of long long: 2^63 is LLONG_MIN's magnitude and nothing past it
+ * is negated (the fuzzer's -9223372036854775809 once was, into UB). */
+Test(jr_int, the_edges_of_long_long)
+{
+    static const struct {
+        const char *json;
+        bool ok;
+        long long want;
+    } cases[] = {
+        {"{\"v\":9223372036854775807}", true, LLONG_MAX},
+        {"{\"v\":-9223372036854775808}", true, LLONG_MIN},
+        {"{\"v\":9223372036854775808}", false, 0},
+        {"{\"v\":-9223372036854775809}", false, 0},
+        {"{\"v\":-9223372036854775810}", false, 0},
+        {"{\"v\":-18446744073709551616}", false, 0},
+        {"{\"v\":-99999999999999999999999}", false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct problem p = {0};
+        long long out = 12345;
+        cJSON *root = doc(cases[i].json);
+
+        cr_assert_eq(jr_int(root, "v", true, LLONG_MIN, LLONG_MAX, &out, NULL, &p), cases[i].ok,
+                     "%s", cases[i].json);
+        if (cases[i].ok)
+            cr_assert_eq(out, cases[i].want, "%s: got %lld", cases[i].json, out);
+        else
+            assert_one_field(&p, "v", "must be between -9223372036854775808 and 9223372036854775807");
+        cJSON_Delete(root);
+    }
 }
 
 #define MONEY_MESSAGE "must be an amount from 0 to 99999999.99 with at most two decimals"

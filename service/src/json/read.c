@@ -275,7 +275,7 @@ static const char *number_text(const cJSON *v)
 bool jr_int(const cJSON *obj, const char *field, bool required, long long min, long long max,
             long long *out, bool *present, struct problem *p)
 {
-    bool ok, neg;
+    bool ok, neg, in_range;
     const cJSON *v = jr_get(obj, field, required, &ok, p);
     const char *s;
     unsigned long long mag = 0, limit;
@@ -300,8 +300,14 @@ bool jr_int(const cJSON *obj, const char *field, bool required, long long min, l
         unsigned d = (unsigned)(*s - '0');
         mag = mag > (limit - d) / 10 ? limit + 1 : mag * 10 + d;
     }
-    value = neg ? (mag == 0 ? 0 : -(long long)(mag - 1) - 1) : (long long)mag;
-    if (mag > limit || value < min || value > max) {
+    /* Only a magnitude within the limit is turned signed: 2^63 + 1 would not
+     * fit the negation below (a fuzzer found it). */
+    in_range = mag <= limit;
+    if (in_range) {
+        value = neg ? (mag == 0 ? 0 : -(long long)(mag - 1) - 1) : (long long)mag;
+        in_range = value >= min && value <= max;
+    }
+    if (!in_range) {
         problem_field(p, field, "must be between %lld and %lld", min, max);
         return false;
     }
