@@ -1,7 +1,8 @@
 /* test_migrate.c: `eventtrack migrate` with a migration that must run
  * outside a transaction (schema/0008: CREATE INDEX CONCURRENTLY of the GIN
- * index on the analytics payload; service/src/store/migrate.c design notes
- * 2-4), and the analytics containment filter answered through that index.
+ * index on the analytics payload, whose pending list schema/0009 turns off;
+ * service/src/store/migrate.c design notes 2-4), and the analytics
+ * containment filter answered through that index.
  *
  * Each test has a scratch database of its own (rig.h), migrated by the rig
  * before the test starts, and puts it back into a state a real deployment can
@@ -19,6 +20,7 @@
 
 #define GIN "analytics_events_payload_gin"
 #define GIN_MIGRATION "0008_analytics_payload_gin"
+#define GIN_SETTING_MIGRATION "0009_analytics_gin_without_pending_list"
 #define MIGRATE_TIMEOUT_MS 60000
 #define WAIT_MS 30000   /* bound of every wait for the database to reach a state */
 
@@ -65,15 +67,21 @@ static void expect_gin_valid(void)
     cr_assert_eq(rig_db_ll("SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('" GIN "')"
                            " AND indisvalid AND indisready", NULL), 1, GIN " is missing or not valid");
     cr_assert_eq(rig_db_ll("SELECT count(*) FROM pg_indexes WHERE indexname = '" GIN "'"
-                           " AND indexdef LIKE '%USING gin (payload jsonb_path_ops)'", NULL), 1,
+                           " AND indexdef LIKE '%USING gin (payload jsonb_path_ops)%'", NULL), 1,
                  GIN " is not the GIN (jsonb_path_ops) index on payload that schema/0008 defines");
-    cr_assert_eq(rig_db_ll("SELECT count(*) FROM schema_migrations WHERE version = '" GIN_MIGRATION "'", NULL), 1);
+    cr_assert_eq(rig_db_ll("SELECT count(*) FROM pg_class WHERE oid = to_regclass('" GIN "')"
+                           " AND reloptions @> ARRAY['fastupdate=off']", NULL), 1,
+                 GIN " has a pending list: schema/0009 sets fastupdate = off");
+    cr_assert_eq(rig_db_ll("SELECT count(*) FROM schema_migrations WHERE version IN ('" GIN_MIGRATION "', '"
+                           GIN_SETTING_MIGRATION "')", NULL), 2);
 }
 
-/* As a migrate killed after its build and before its record leaves it. */
-static void forget_the_migration(void)
+/* As a migrate killed after its build and before its record leaves it: the
+ * migrations after 0008 (0009 sets the index's fastupdate) never ran either. */
+static int forget_the_migration(void)
 {
-    scratch_exec("DELETE FROM schema_migrations WHERE version = '" GIN_MIGRATION "'");
+    return (int)rig_db_ll("WITH forgotten AS (DELETE FROM schema_migrations WHERE version >= '" GIN_MIGRATION "'"
+                          " RETURNING 1) SELECT count(*) FROM forgotten", NULL);
 }
 
 static void insert_log_rows(void)
@@ -101,7 +109,7 @@ Test(migrate, an_invalid_index_left_by_a_failed_concurrent_build_is_dropped_and_
 {
     rig_db_create(true);
     insert_log_rows();
-    forget_the_migration();
+    int forgotten = forget_the_migration();
     scratch_exec("DROP INDEX " GIN);
     /* A real failed CONCURRENTLY build under the index's name: a unique
      * index over two equal values fails in its last phase and stays behind
@@ -115,7 +123,7 @@ Test(migrate, an_invalid_index_left_by_a_failed_concurrent_build_is_dropped_and_
                            " AND NOT indisvalid", NULL), 1, "the failed build left no INVALID index");
 
     struct run r = migrate_scratch();
-    expect_migrated(&r, 1);
+    expect_migrated(&r, forgotten);
     cr_assert(strstr(r.err, "INVALID") != NULL, "migrate did not say it rebuilt an INVALID index: %s", r.err);
     expect_gin_valid();
     cr_assert_eq(rig_db_ll("SELECT count(*) FROM analytics_events WHERE event_id IN ('mg-1', 'mg-2')", NULL), 2,
@@ -126,10 +134,10 @@ Test(migrate, a_valid_index_whose_record_was_lost_is_kept_not_rebuilt)
 {
     rig_db_create(true);
     long long oid = gin_oid();
-    forget_the_migration();
+    int forgotten = forget_the_migration();
 
     struct run r = migrate_scratch();
-    expect_migrated(&r, 1);
+    expect_migrated(&r, forgotten);
     cr_assert_eq(gin_oid(), oid, "a valid index was dropped and rebuilt");
     expect_gin_valid();
 }
@@ -164,7 +172,7 @@ static void wait_for_activity(const char *what, const char *sql)
 Test(migrate, two_migrates_racing_a_concurrent_build_both_succeed_and_build_once)
 {
     rig_db_create(true);
-    forget_the_migration();
+    int forgotten = forget_the_migration();
     scratch_exec("DROP INDEX " GIN);
     /* A writer in flight: the build's first phase waits for it. */
     PGconn *writer = PQconnectdb(rig.db_url);
@@ -189,7 +197,7 @@ Test(migrate, two_migrates_racing_a_concurrent_build_both_succeed_and_build_once
     pthread_join(a.thread, NULL);
     pthread_join(b.thread, NULL);
 
-    expect_migrated(&a.run, 1);
+    expect_migrated(&a.run, forgotten);
     expect_migrated(&b.run, 0);
     expect_gin_valid();
     cr_assert_eq(rig_db_ll("SELECT count(*) FROM analytics_events WHERE event_id = 'mg-w'", NULL), 0);
