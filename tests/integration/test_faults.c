@@ -13,7 +13,9 @@
  *   5. Redis cut off, then restored: the board catches up within
  *      2 x leaderboard_sync_ms + 1 s (ADR 0003, "The staleness bound");
  *   6. FLUSHALL: detected and the board rebuilt, no manual step;
- *   7. a loss followed at once by ordinary traffic is detected as well.
+ *   7. a loss followed at once by ordinary traffic is detected as well;
+ *   8. a view that commits after 2,500 later ones were applied still reaches
+ *      the board (the worker's passes start over at the outbox's head).
  *
  * Isolation: every test runs against a rig of its own, never the shared
  * stores:
@@ -1171,5 +1173,61 @@ Test(faults, redis_loss_followed_at_once_by_traffic_is_still_detected)
               rig.service_log);
     cr_assert_eq(own_score(evt, spk[0]), 41);
     cr_assert_eq(own_score(evt, spk[1]), (long long)bu.count);
+    rig_expect_clean_stop(pid);
+}
+
+/* ================================================================================== */
+/* 8. A view committed behind later ones                                                */
+/* ================================================================================== */
+
+/* The worker's pass resumes each outbox batch after the previous one's last
+ * seq (store/leaderboard_sync.c), and starts every pass at 0 again: a view
+ * whose seq was drawn before 2,500 others but which commits after they were
+ * applied must still reach the board. Its transaction is held by the test, so
+ * its outbox row is invisible while the worker passes over its seq. */
+Test(faults, a_view_committed_behind_later_ones_reaches_the_board)
+{
+    rig_db_create(true);
+    rig_redis_start(NULL);
+    const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
+    char *b = NULL;
+    pid_t pid = rig_service(NULL, 0, args, NULL, &b);
+    char *org = org_at(b), *evt = event_at(b, org);
+    char *spk = it_id("spk"), *late_spk = it_id("spk_late");
+    char *ses = session_at(b, evt, spk), *late_ses = session_at(b, evt, late_spk);
+
+    PGconn *held = PQconnectdb(rig.db_url);
+    cr_assert(PQstatus(held) == CONNECTION_OK, "%s", PQerrorMessage(held));
+    const char *late[] = {it_id("late"), org, fmt("{\"session_id\":\"%s\"}", late_ses), evt, late_spk};
+    PGresult *res = PQexec(held, "BEGIN");
+    PQclear(res);
+    res = PQexecParams(held,
+                       "WITH ins AS (INSERT INTO analytics_events (event_id, event_type, user_id, organization_id,"
+                       " occurred_at, payload, leaderboard_event_id, leaderboard_speaker_id)"
+                       " VALUES ($1, 'session_view', 'att_late', $2, now(), $3::jsonb, $4, $5) RETURNING seq)"
+                       " INSERT INTO leaderboard_outbox (seq) SELECT seq FROM ins RETURNING seq",
+                       5, NULL, late, NULL, NULL, 0);
+    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s", PQresultErrorMessage(res));
+    long long late_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+
+    static const size_t ahead[] = {1000, 1000, 500};
+    for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++)
+        expect_batch(http_post_json_at(b, "/v1/analytics/events", batch_body(it_id("ahead"), ses, ahead[i])),
+                     (long long)ahead[i], 0);
+    cr_assert(await_convergence(evt, 5000) >= 0, "the 2,500 views ahead were not applied (see %s)", rig.service_log);
+    cr_assert_gt(rig_db_ll("SELECT min(seq) FROM analytics_events WHERE leaderboard_speaker_id = $1", PG_PARAMS(spk)),
+                 late_seq, "the held view's seq is not below the others: nothing is tested");
+    cr_assert_eq(own_score(evt, late_spk), -1, "an uncommitted view is on the board");
+
+    res = PQexec(held, "COMMIT");
+    cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(held);
+    long long took = await_convergence(evt, 5000);
+    cr_assert(took >= 0, "the view committed behind 2,500 later ones never reached the board (see %s)",
+              rig.service_log);
+    cr_assert_eq(own_score(evt, late_spk), 1);
+    cr_assert_eq(own_score(evt, spk), 2500);
     rig_expect_clean_stop(pid);
 }
