@@ -66,7 +66,7 @@ static void *worker_main(void *arg)
     while (!w->stopping) {
         struct problem p = {0};
         struct sync_stats st;
-        struct store handle;               /* one per pass: no deadline, the pass is bounded */
+        struct store handle;               /* one per pass; each outbox batch has its own deadline */
         struct timespec until;
 
         pthread_mutex_unlock(&w->lock);

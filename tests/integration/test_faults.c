@@ -15,7 +15,9 @@
  *   6. FLUSHALL: detected and the board rebuilt, no manual step;
  *   7. a loss followed at once by ordinary traffic is detected as well;
  *   8. a view that commits after 2,500 later ones were applied still reaches
- *      the board (the worker's passes start over at the outbox's head).
+ *      the board (the worker's passes start over at the outbox's head);
+ *   9. a backlog whose pass outlasts one deadline drains without a dropped
+ *      connection (each outbox batch has a deadline of its own).
  *
  * Isolation: every test runs against a rig of its own, never the shared
  * stores:
@@ -1229,5 +1231,56 @@ Test(faults, a_view_committed_behind_later_ones_reaches_the_board)
               rig.service_log);
     cr_assert_eq(own_score(evt, late_spk), 1);
     cr_assert_eq(own_score(evt, spk), 2500);
+    rig_expect_clean_stop(pid);
+}
+
+/* ================================================================================== */
+/* 9. A backlog longer than one deadline                                                */
+/* ================================================================================== */
+
+#define BACKLOG_VIEWS 20000          /* 20 outbox batches: one whole pass */
+#define BACKLOG_VIEWS_SQL "20000"
+#define BACKLOG_DEADLINE_MS "500"
+
+/* A pass drains up to 20 batches; each is a transaction with a request's
+ * deadline of its own. Were the deadline the pass's, a backlog whose pass
+ * outlasts it would have its connection dropped in the middle of a healthy
+ * batch, again at every pass (store/leaderboard_sync.c). The backlog is
+ * written straight into PostgreSQL while no service runs, as a burst a
+ * replica's Redis did not take leaves it. */
+Test(faults, a_backlog_longer_than_one_deadline_drains_without_dropping_the_connection)
+{
+    rig_db_create(true);
+    rig_redis_start(NULL);
+    const char *setup_args[] = {"--threads", "2", NULL};
+    char *b = NULL;
+    pid_t pid = rig_service(NULL, 0, setup_args, NULL, &b);
+    char *org = org_at(b), *evt = event_at(b, org), *spk = it_id("spk");
+    char *ses = session_at(b, evt, spk);
+    rig_expect_clean_stop(pid);
+
+    cr_assert_eq(rig_db_ll("WITH ins AS (INSERT INTO analytics_events (event_id, event_type, user_id, organization_id,"
+                           " occurred_at, payload, leaderboard_event_id, leaderboard_speaker_id)"
+                           " SELECT 'backlog_' || i, 'session_view', 'att_' || i, $1, now(),"
+                           " jsonb_build_object('session_id', $2::text), $3, $4"
+                           " FROM generate_series(1, " BACKLOG_VIEWS_SQL ") i RETURNING seq),"
+                           " outbox AS (INSERT INTO leaderboard_outbox (seq) SELECT seq FROM ins RETURNING 1)"
+                           " SELECT count(*) FROM outbox", PG_PARAMS(org, ses, evt, spk)),
+                 BACKLOG_VIEWS);
+
+    const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", "--request-deadline-ms",
+                          BACKLOG_DEADLINE_MS, NULL};
+    long long t0 = it_now_ms();
+    pid = rig_service(NULL, 0, args, NULL, &b);
+    long long took = await_convergence(evt, 60000);
+    cr_assert(took >= 0, "the backlog of %d views did not drain within 60 s (see %s)", BACKLOG_VIEWS,
+              rig.service_log);
+    struct http_resp *m = http_get_at(b, "/metrics");
+    cr_assert(strstr(m->body, "eventtrack_store_errors_total{store=\"postgres\"} 0") != NULL,
+              "the worker lost PostgreSQL connections while draining a healthy backlog (deadline "
+              BACKLOG_DEADLINE_MS " ms per batch; see %s)", rig.service_log);
+    fprintf(stderr, "faults: a backlog of %d views drained in %lld ms with a %s ms deadline per batch\n",
+            BACKLOG_VIEWS, it_now_ms() - t0, BACKLOG_DEADLINE_MS);
+    cr_assert_eq(own_score(evt, spk), BACKLOG_VIEWS);
     rig_expect_clean_stop(pid);
 }

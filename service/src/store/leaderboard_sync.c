@@ -89,6 +89,10 @@ static enum et_err sync_stale(struct store *store, struct pg *db, struct sync_st
  * before it. Under batch ingest that took 1.9 s, then past the 5 s deadline,
  * per take (scripts/bench, ingest100). A row with a lower seq that commits
  * after its batch passed is taken by the next pass, which starts at 0.
+ *
+ * Each batch has a request's deadline of its own: a pass of 20 batches
+ * behind a backlog, on a loaded machine, outlasted one deadline and had its
+ * connection dropped in the middle of a healthy transaction.
  */
 static enum et_err sync_outbox_batch(struct pg *db, struct rds *r, char after[24], size_t *taken,
                                      struct sync_stats *st, struct problem *p)
@@ -105,6 +109,7 @@ static enum et_err sync_outbox_batch(struct pg *db, struct rds *r, char after[24
     *taken = 0;
     snprintf(retention, sizeof retention, "%lld", board_retention_seconds());
     snprintf(batch, sizeof batch, "%d", SYNC_BATCH);
+    pg_renew_deadline(db);
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
         return err;
     if ((rows = pg_exec(db, &stmt_outbox_take, take_params, p)) == NULL)

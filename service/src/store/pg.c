@@ -250,6 +250,12 @@ void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us)
     db->deadline_us = deadline_monotonic_us;
 }
 
+void pg_renew_deadline(struct pg *db)
+{
+    long long ms = db->pool != NULL ? db->pool->deadline_ms : 0;   /* pg_open: none */
+    db->deadline_us = ms > 0 ? monotonic_us() + ms * 1000 : 0;
+}
+
 void pg_pool_admit(struct pg_pool *pool, bool admitted)
 {
     atomic_store(&pool->refused, !admitted);
@@ -284,7 +290,7 @@ struct pg *pg_session(struct pg_pool *pool, struct problem *p)
         thread_conn = db;
         pthread_setspecific(thread_conn_key, db);
     }
-    db->deadline_us = pool->deadline_ms > 0 ? monotonic_us() + pool->deadline_ms * 1000 : 0;
+    pg_renew_deadline(db);
     if (db->conn)
         pg_check_idle(db);
     if (db->conn == NULL && !pg_connect(db, pool->conninfo, p))

@@ -109,6 +109,10 @@ PGconn *pg_conn(struct pg *db);
  * a caller that knows its request started earlier may set it tighter.
  */
 void pg_set_deadline(struct pg *db, int64_t deadline_monotonic_us);
+/* The pool's deadline again, from now (none for pg_open's connections):
+ * for a caller that runs several bounded transactions on one session (the
+ * worker's outbox batches), each with the time a request would have. */
+void pg_renew_deadline(struct pg *db);
 
 long pg_pool_connections(const struct pg_pool *pool);
 long pg_pool_errors(const struct pg_pool *pool);
