@@ -72,6 +72,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         if (w->app->budget != NULL)
             budget_keep(w->app->budget);   /* store/budget.c note 4: before this pass connects */
+        rds_pool_follow(w->app->redis);    /* store/redis.c note 5: before this pass writes */
         store_init(&handle, w->app->pg, w->app->redis, 0);
         if (leaderboard_sync(&handle, &st, &p) != ET_OK) {
             if (!was_failing)   /* say it once per outage, not twice a second */

@@ -13,7 +13,11 @@
  *      still succeed, and once it is a primary again the board catches up
  *      (a plain redis:// URL and the rig's own redis-server);
  *   4. AUTH: a password, an ACL user, and a wrong password (Redis "down",
- *      views still accepted).
+ *      views still accepted);
+ *   5. a planned switchover (SENTINEL FAILOVER, the old primary alive and
+ *      still answering ROLE master for seconds): every view posted from 3 s
+ *      after the Sentinels name the new primary is counted there, and the
+ *      board equals the log once the old primary is a replica.
  *
  * Each test runs its own lab, deploy/local/ha/redis.sh with ET_HA_DIR under
  * /tmp and ten free ports (ET_HA_PORT_BASE), two Redis and three Sentinels
@@ -75,18 +79,26 @@ static bool port_free(int port)
 }
 
 /* Ten free consecutive ports below the ephemeral range (a race with another
- * program is possible, and the lab then fails to start and says so). */
+ * program is possible, and the lab then fails to start and says so), in
+ * 27000-31999, or in ET_REDIS_LAB_PORTS=LOW-HIGH when several checkouts share
+ * a machine and each keeps to a range of its own. */
 static int free_base(void)
 {
+    int low = 27000, high = 31999;
+    const char *range = getenv("ET_REDIS_LAB_PORTS");
+
+    if (range && (sscanf(range, "%d-%d", &low, &high) != 2 || low < 1024 || high > 32767 || high - low < 9))
+        cr_assert_fail("ET_REDIS_LAB_PORTS=%s: want LOW-HIGH, at least ten ports in 1024-32767", range);
+    unsigned blocks = (unsigned)(high - low + 1) / 10u;
     for (int attempt = 0; attempt < 200; attempt++) {
-        int base = 27000 + (int)(((unsigned)getpid() * 7u + (unsigned)attempt * 13u) % 500u) * 10;
+        int base = low + (int)(((unsigned)getpid() * 7u + (unsigned)attempt * 13u) % blocks) * 10;
         bool ok = true;
         for (int i = 0; i < 10 && ok; i++)
             ok = port_free(base + i);
         if (ok)
             return base;
     }
-    cr_assert_fail("no ten free consecutive ports in 27000-31999");
+    cr_assert_fail("no ten free consecutive ports in %d-%d", low, high);
     return 0;
 }
 
@@ -275,9 +287,9 @@ static pid_t service_on_lab(char **base)
     return service_on(fmt("%s/0", url), base);
 }
 
-static char *ha_view(const char *base, const char *session)
+/* A view with the given id; NULL if it was accepted, else what went wrong. */
+static char *ha_view_id(const char *base, const char *session, const char *id)
 {
-    char *id = it_id("v");
     char *body = fmt("{\"event_id\":\"%s\",\"event_type\":\"session_view\",\"user_id\":\"att_%s\","
                      "\"payload\":{\"session_id\":\"%s\",\"duration_seconds\":30}}",
                      id, id, session);
@@ -285,6 +297,11 @@ static char *ha_view(const char *base, const char *session)
     char *err = r->status / 100 == 2 ? NULL : fmt("POST view: %ld %.300s", r->status, r->body);
     http_resp_free(r);
     return err;
+}
+
+static char *ha_view(const char *base, const char *session)
+{
+    return ha_view_id(base, session, it_id("v"));
 }
 
 static char *create(const char *base, const char *path, const char *body)
@@ -601,4 +618,116 @@ Test(redis_failover, password_and_acl_user_authenticate_and_a_wrong_password_is_
     }
     char *log = it_file_since(lab.log, 0);
     cr_assert(strstr(log, "AUTH failed"), "the wrong password was not reported; see %s", lab.log);
+}
+
+/* ================================================================================== */
+/* 5. A planned switchover: the old primary alive, writes must follow the Sentinels    */
+/* ================================================================================== */
+
+/* Whether the board on the Redis at port has counted the view (its member in
+ * the applied set: leaderboards.c's keys, pg.h's SQL_APPLIED_MEMBER). */
+static bool view_counted_on(int port, const char *evt, const char *view_id)
+{
+    PGresult *res = rig_db_query("SELECT coalesce(organization_id, '') || '/' || event_id FROM analytics_events"
+                                 " WHERE event_id = $1",
+                                 PG_PARAMS(view_id));
+    cr_assert_eq(PQntuples(res), 1, "view %s is not in the log", view_id);
+    redisContext *c = node_ctx(port);
+    redisReply *r = c ? redisCommand(c, "SISMEMBER %s %s", lb_applied_key(evt), PQgetvalue(res, 0, 0)) : NULL;
+    bool counted = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    redisFree(c);
+    PQclear(res);
+    return counted;
+}
+
+/* Polls (bounded) until the view is counted on the Redis at port: the request
+ * applies it at once, the worker's next pass from the outbox otherwise. */
+static bool view_reaches(int port, const char *evt, const char *view_id, long long within_ms)
+{
+    long long t0 = it_now_ms();
+    for (;;) {
+        if (view_counted_on(port, evt, view_id))
+            return true;
+        if (it_now_ms() - t0 >= within_ms)
+            return false;
+        it_pause_ms(20);
+    }
+}
+
+#define SWITCH_BOUND_MS 3000   /* the bound: a pass (200 ms here) and a round trip, with room */
+#define SWITCH_PROBE_MS 5000   /* views posted this long after the Sentinels name the new primary */
+
+Test(redis_failover, planned_switchover_moves_writes_within_a_pass)
+{
+    pid_t starting = lab_start_async();
+    rig_db_create(true);
+    char *base = NULL, *org, *evt, *sessions[3];
+    service_on_lab(&base);
+    conference(base, &org, &evt, sessions, 3);
+    lab_start_wait(starting);
+    int old_port = lab.base, new_port = lab.base + 1;
+    cr_assert_eq(sentinel_master(), old_port, "the lab did not start with redis1 as its primary");
+    for (int i = 0; i < 6; i++)
+        cr_assert_null(ha_view(base, sessions[i % 3]));
+    cr_assert(await_board(evt, 10000) >= 0, "the board did not settle before the switchover");
+
+    long long t0 = it_now_ms();
+    redisReply *ok = node_cmd(lab.base + 2, "SENTINEL FAILOVER %s", "eventtrack");
+    cr_assert(ok->type == REDIS_REPLY_STATUS, "SENTINEL FAILOVER: %s", ok->str ? ok->str : "?");
+    freeReplyObject(ok);
+    while (sentinel_master() != new_port) {
+        cr_assert(it_now_ms() - t0 < 20000, "the Sentinels did not name redis2 within 20 s");
+        it_pause_ms(20);
+    }
+    long long named = it_now_ms();
+    cr_assert_str_eq(node_role(old_port), "master", "the old primary was demoted at once: nothing to test");
+
+    /* Views with unique ids; each must be counted on the new primary within
+     * a pass once SWITCH_BOUND_MS have passed since the naming. */
+    long long first_on_new = -1, last_missed = -1;
+    int views = 0, late_missed = 0;
+    while (it_now_ms() - named < SWITCH_PROBE_MS) {
+        char *id = it_id("v");
+        long long sent = it_now_ms() - named;
+        cr_assert_null(ha_view_id(base, sessions[views % 3], id));
+        views++;
+        if (view_counted_on(new_port, evt, id)) {
+            if (first_on_new < 0)
+                first_on_new = sent;
+        } else if (sent >= SWITCH_BOUND_MS && !view_reaches(new_port, evt, id, 500)) {
+            late_missed++;
+            last_missed = sent;
+        } else {
+            last_missed = sent;
+        }
+    }
+    bool still_master = strcmp(node_role(old_port), "master") == 0;
+    fprintf(stderr,
+            "redis_failover: planned switchover: the Sentinels named redis2 %lld ms after SENTINEL FAILOVER;"
+            " first view counted there at once %lld ms after the naming, last one not counted at once %lld ms"
+            " after; %d view(s) posted %d-%d ms after the naming not on the new primary within 500 ms (%d views in all);"
+            " the old primary %s\n",
+            named - t0, first_on_new, last_missed, late_missed, SWITCH_BOUND_MS, SWITCH_PROBE_MS, views,
+            still_master ? "still answered ROLE master" : "was already a replica");
+    cr_assert_eq(late_missed, 0,
+                 "%d view(s) posted more than %d ms after the Sentinels named the new primary were not counted"
+                 " there (the service kept writing to the old primary?); see %s",
+                 late_missed, SWITCH_BOUND_MS, lab.log);
+
+    /* Sentinel turns the old primary into a replica; then the board equals the log. */
+    while (strcmp(node_role(old_port), "slave") != 0) {
+        cr_assert(it_now_ms() - named < 40000, "the old primary was not turned into a replica within 40 s");
+        it_pause_ms(100);
+    }
+    long long demoted = it_now_ms() - named;
+    long long took = await_board(evt, 10000);
+    cr_assert(took >= 0, "the board on the new primary differs from the log 10 s after the demotion; see %s",
+              lab.log);
+    long long logged = rig_db_ll("SELECT count(*) FROM analytics_events WHERE leaderboard_event_id = $1",
+                                 PG_PARAMS(evt));
+    cr_assert_eq(logged, 6 + views, "the log has %lld views, %d were accepted", logged, 6 + views);
+    fprintf(stderr, "redis_failover: planned switchover: old primary a replica %lld ms after the naming; board"
+                    " equal to the log (%lld views) %lld ms later\n",
+            demoted, logged, took);
 }

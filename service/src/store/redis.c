@@ -24,6 +24,23 @@
  *     Connecting to another address than the last primary bumps it too.
  *     After such a drop a thread may try again after 100 ms, not a second:
  *     the new primary is usually ready by then.
+ *  5. A planned switchover (SENTINEL FAILOVER) leaves the old primary alive
+ *     and answering ROLE master until Sentinel reconfigures it, up to ~10 s
+ *     after the Sentinels name the new one (its INFO period): nothing in
+ *     note 4 fires, and writes made there are lost when it resyncs. So the
+ *     background worker asks a Sentinel once a pass (rds_pool_follow) and
+ *     bumps the generation when the named address is not the pool's: every
+ *     thread reconnects before its next command, through note 4's path.
+ *     Polling was chosen over a +switch-master subscription: it needs no
+ *     connection kept open nor a thread blocked on it, a lost message or a
+ *     Sentinel restart cannot leave it behind, and its cost is one short
+ *     connection per pass (500 ms) on the worker, never on a request. Its
+ *     delay is one pass plus a round trip. The ask is bounded like every
+ *     Sentinel ask (200 ms to connect, 200 ms to answer, per Sentinel); no
+ *     answer changes nothing, since the threads' own ROLE checks still hold.
+ *     A thread that asked the Sentinels before a bump may have connected to
+ *     the old address: it keeps the generation it started with, so it
+ *     reconnects at once instead of moving the pool back (note_master).
  */
 #include "store/redis.h"
 
@@ -51,6 +68,7 @@ struct rds_pool {
     atomic_long generation;           /* design note 4: bumped on a master change */
     pthread_mutex_t master_lock;      /* guards master */
     char master[300];                 /* "host:port" of the last primary connected to */
+    bool follow_failing;              /* the worker's last ask found no Sentinel (note 5) */
 };
 
 struct rds {
@@ -173,8 +191,6 @@ static bool sentinel_ask(const struct redis_target *t, char *host, size_t hsize,
         freeReplyObject(reply);
         redisFree(c);
     }
-    if (!found)
-        et_log(LL_WARN, "redis", "no Sentinel named a primary for \"%s\"", t->master_name);
     return found;
 }
 
@@ -220,15 +236,18 @@ static bool rds_handshake(struct rds *r, bool *replica)
 }
 
 /* Design note 4: a primary at another address than the last one is a master
- * change that every thread must follow. */
-static void note_master(struct rds *r, const char *host, int port)
+ * change that every thread must follow. asked_at is the generation before
+ * the Sentinels were asked: if it moved since, this address may be the old
+ * one (note 5), so the pool is left alone and this connection is replaced at
+ * the thread's next session. */
+static void note_master(struct rds *r, long asked_at, const char *host, int port)
 {
     char addr[300];
 
-    r->generation = atomic_load(&r->pool->generation);
+    r->generation = asked_at;
     snprintf(addr, sizeof addr, "%s:%d", host, port);
     pthread_mutex_lock(&r->pool->master_lock);
-    if (strcmp(r->pool->master, addr) != 0) {
+    if (atomic_load(&r->pool->generation) == asked_at && strcmp(r->pool->master, addr) != 0) {
         if (r->pool->master[0])
             r->generation = atomic_fetch_add(&r->pool->generation, 1) + 1;
         snprintf(r->pool->master, sizeof r->pool->master, "%s", addr);
@@ -244,10 +263,13 @@ static bool rds_connect(struct rds *r)
     char host[256];
     int port = t->port;
     bool replica = false;
+    long asked_at = r->pool ? atomic_load(&r->pool->generation) : 0;
 
     snprintf(host, sizeof host, "%s", t->host);
-    if (t->master_name[0] && !sentinel_ask(t, host, sizeof host, &port))
+    if (t->master_name[0] && !sentinel_ask(t, host, sizeof host, &port)) {
+        et_log(LL_WARN, "redis", "no Sentinel named a primary for \"%s\"", t->master_name);
         goto fail;
+    }
     if (t->socket_path[0])
         r->ctx = redisConnectUnixWithTimeout(t->socket_path, connect_tv);
     else
@@ -272,7 +294,7 @@ static bool rds_connect(struct rds *r)
         return false;
     }
     if (r->pool)
-        note_master(r, t->socket_path[0] ? t->socket_path : host, port);
+        note_master(r, asked_at, t->socket_path[0] ? t->socket_path : host, port);
     return true;
 fail:
     r->retry_at_ms = now_ms() + RDS_RETRY_AFTER_MS;
@@ -304,12 +326,18 @@ struct rds *rds_session(struct rds_pool *pool, struct problem *p)
         thread_rds = r;
         pthread_setspecific(thread_rds_key, r);
     }
-    /* Design note 4: another thread saw the primary change. */
-    if (r->ctx && r->generation != atomic_load(&pool->generation))
-        rds_close_ctx(r);
-    if (r->ctx == NULL && (now_ms() < r->retry_at_ms || !rds_connect(r))) {
-        problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
-        return NULL;
+    /* Design notes 4 and 5: another thread or the worker saw the primary
+     * change. A second round covers a connect that raced such a change;
+     * beyond that this connection serves, and the next session looks again. */
+    for (int round = 0; round < 2; round++) {
+        if (r->ctx && r->generation != atomic_load(&pool->generation))
+            rds_close_ctx(r);
+        if (r->ctx != NULL)
+            break;
+        if (now_ms() < r->retry_at_ms || !rds_connect(r)) {
+            problem_set(p, ET_ERR_UNAVAILABLE, PT_STORE_UNAVAILABLE, "Redis is unavailable");
+            return NULL;
+        }
     }
     return r;
 }
@@ -468,6 +496,36 @@ bool rds_ping(struct rds_pool *pool)
         rds_drop_role(r, "the primary became a replica");
     freeReplyObject(reply);
     return ok;
+}
+
+void rds_pool_follow(struct rds_pool *pool)
+{
+    char host[256], addr[300];
+    int port = 0;
+    bool found, moved = false;
+
+    if (pool == NULL || pool->target.master_name[0] == '\0')
+        return;
+    found = sentinel_ask(&pool->target, host, sizeof host, &port);
+    /* Said once per outage, not twice a second: only a change is news. */
+    if (found == pool->follow_failing)
+        et_log(found ? LL_INFO : LL_WARN, "redis", found ? "a Sentinel answers again for \"%s\""
+                                                        : "no Sentinel named a primary for \"%s\"",
+                pool->target.master_name);
+    pool->follow_failing = !found;
+    if (!found)
+        return;
+    snprintf(addr, sizeof addr, "%s:%d", host, port);
+    pthread_mutex_lock(&pool->master_lock);
+    /* An empty master: no thread has connected yet, there is nothing to move. */
+    if (pool->master[0] && strcmp(pool->master, addr) != 0) {
+        snprintf(pool->master, sizeof pool->master, "%s", addr);
+        atomic_fetch_add(&pool->generation, 1);
+        moved = true;
+    }
+    pthread_mutex_unlock(&pool->master_lock);
+    if (moved)
+        et_log(LL_WARN, "redis", "the Sentinels name %s as the primary; every thread reconnects", addr);
 }
 
 long rds_pool_connections(const struct rds_pool *pool)

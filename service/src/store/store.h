@@ -47,6 +47,11 @@ struct budget *budget_new(struct pg_pool *pool, const char *conninfo, long long 
 void budget_free(struct budget *b);
 bool budget_keep(struct budget *b);
 struct rds_pool *rds_pool_new(const struct redis_target *target);
+/* Sentinel mode: asks the Sentinels where the primary is and, when it moved,
+ * makes every thread reconnect before its next command (store/redis.c note
+ * 5); a no-op otherwise. Bounded by the Sentinel timeouts; the background
+ * worker calls it once a pass, one thread at a time. */
+void rds_pool_follow(struct rds_pool *pool);
 void rds_pool_free(struct rds_pool *pool);                       /* NULL is a no-op */
 struct pg *pg_open(const char *conninfo, struct problem *p);
 void pg_close(struct pg *db);                                    /* NULL is a no-op */
