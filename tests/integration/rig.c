@@ -380,6 +380,13 @@ pid_t rig_service(const char *db_url, int redis_port, const char *const *args, c
     return pid;
 }
 
+pid_t rig_up(const char *const *args, char **base)
+{
+    rig_db_create(true);
+    rig_redis_start(NULL);
+    return rig_service(NULL, 0, args, NULL, base);
+}
+
 void rig_forget_service(pid_t pid)
 {
     for (int i = 0; i < RIG_MAX_SERVICES; i++)

@@ -92,6 +92,9 @@ char *rig_redis_url(int port);
  * fault point armed in the test's own environment is removed). */
 pid_t rig_service(const char *db_url, int redis_port, const char *const *args, const char *extra_env,
                   char **base);
+/* The whole rig most tests start from: a migrated scratch database held
+ * open, our own redis-server, and a service on both with args. */
+pid_t rig_up(const char *const *args, char **base);
 /* The rig no longer kills pid in rig_fini (the test has reaped it). */
 void rig_forget_service(pid_t pid);
 /* SIGTERM and the wait status; the caller asserts on it. */

@@ -435,11 +435,9 @@ static void kill_tick(struct load *l)
 
 Test(faults, redis_killed_under_concurrent_ingest_and_restarted_empty_converges_exactly)
 {
-    rig_db_create(true);
-    rig_redis_start(NULL);
     const char *args[] = {"--threads", "8", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
-    pid_t pid = rig_service(NULL, 0, args, NULL, &b);
+    pid_t pid = rig_up(args, &b);
 
     char *org = org_at(b);
     char *evt = event_at(b, org);
@@ -1035,11 +1033,9 @@ Test(faults, redis_cut_then_restored_catches_up_within_the_staleness_bound)
 
 Test(faults, redis_flushall_is_detected_and_the_board_rebuilt)
 {
-    rig_db_create(true);
-    rig_redis_start(NULL);
     const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
-    pid_t pid = rig_service(NULL, 0, args, NULL, &b);
+    pid_t pid = rig_up(args, &b);
     char *org = org_at(b);
     char *evt = event_at(b, org);
     char *spk[3], *ses[3];
@@ -1189,11 +1185,9 @@ Test(faults, redis_loss_followed_at_once_by_traffic_is_still_detected)
  * its outbox row is invisible while the worker passes over its seq. */
 Test(faults, a_view_committed_behind_later_ones_reaches_the_board)
 {
-    rig_db_create(true);
-    rig_redis_start(NULL);
     const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
-    pid_t pid = rig_service(NULL, 0, args, NULL, &b);
+    pid_t pid = rig_up(args, &b);
     char *org = org_at(b), *evt = event_at(b, org);
     char *spk = it_id("spk"), *late_spk = it_id("spk_late");
     char *ses = session_at(b, evt, spk), *late_ses = session_at(b, evt, late_spk);
@@ -1253,11 +1247,9 @@ Test(faults, a_view_committed_behind_later_ones_reaches_the_board)
  * does not. */
 Test(faults, a_backlog_longer_than_one_deadline_drains_without_dropping_the_connection)
 {
-    rig_db_create(true);
-    rig_redis_start(NULL);
     const char *setup_args[] = {"--threads", "2", NULL};
     char *b = NULL;
-    pid_t pid = rig_service(NULL, 0, setup_args, NULL, &b);
+    pid_t pid = rig_up(setup_args, &b);
     char *org = org_at(b), *evt = event_at(b, org), *spk = it_id("spk");
     char *ses = session_at(b, evt, spk);
     rig_expect_clean_stop(pid);

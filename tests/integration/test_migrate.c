@@ -245,10 +245,8 @@ static char *filtered_answer(const char *base, const char *key)
  * the index (store/analytics_query.c design note 2). */
 Test(migrate, containment_answers_the_same_rows_through_the_gin_index_as_without_it)
 {
-    rig_db_create(true);
-    rig_redis_start(NULL);
     char *b = NULL;
-    pid_t pid = rig_service(NULL, 0, NULL, NULL, &b);
+    pid_t pid = rig_up(NULL, &b);
     char *org = it_id("org");
     struct http_resp *r = http_post_json_at(b, "/v1/organizations",
                                             fmt("{\"id\":\"%s\",\"name\":\"Migrate %s\",\"credits\":1}", org, org));

@@ -379,6 +379,17 @@ static void conference(const char *base, char **org, char **evt, char **sessions
     }
 }
 
+/* The lab started while one service on it gets a scratch database and a
+ * conference of 3 sessions (the two overlap: the lab takes seconds). */
+static void conference_on_lab(char **base, char **org, char **evt, char *sessions[3])
+{
+    pid_t starting = lab_start_async();
+    rig_db_create(true);
+    service_on_lab(base);
+    conference(*base, org, evt, sessions, 3);
+    lab_start_wait(starting);
+}
+
 /* ================================================================================== */
 /* 1. The primary killed under mixed load                                             */
 /* ================================================================================== */
@@ -421,12 +432,8 @@ static void mixed_round(struct mixed *m, long long kill_ms, bool must_read)
 
 Test(redis_failover, primary_killed_under_mixed_load_every_view_2xx_and_board_converges)
 {
-    pid_t starting = lab_start_async();
-    rig_db_create(true);
     char *base = NULL, *org, *evt, *sessions[3];
-    service_on_lab(&base);
-    conference(base, &org, &evt, sessions, 3);
-    lab_start_wait(starting);
+    conference_on_lab(&base, &org, &evt, sessions);
     cr_assert_eq(sentinel_master(), lab.base, "the lab did not start with redis1 as its primary");
     struct mixed m = {.base = base, .org = org, .evt = evt, .sessions = sessions, .first_503_ms = -1};
 
@@ -550,11 +557,9 @@ static char *readyz_redis(const char *base)
 
 Test(redis_failover, a_replica_is_down_for_readyz_and_writes_wait_in_the_outbox)
 {
-    rig_db_create(true);
-    rig_redis_start(NULL);
     const char *args[] = {"--threads", "2", "--leaderboard-sync-ms", "200", NULL};
     char *b = NULL;
-    pid_t pid = rig_service(NULL, 0, args, NULL, &b);
+    pid_t pid = rig_up(args, &b);
     char *org, *evt, *sessions[1];
     conference(b, &org, &evt, sessions, 1);
     cr_assert_str_eq(readyz_redis(b), "ok");
@@ -660,12 +665,8 @@ static bool view_reaches(int port, const char *evt, const char *view_id, long lo
 
 Test(redis_failover, planned_switchover_moves_writes_within_a_pass)
 {
-    pid_t starting = lab_start_async();
-    rig_db_create(true);
     char *base = NULL, *org, *evt, *sessions[3];
-    service_on_lab(&base);
-    conference(base, &org, &evt, sessions, 3);
-    lab_start_wait(starting);
+    conference_on_lab(&base, &org, &evt, sessions);
     int old_port = lab.base, new_port = lab.base + 1;
     cr_assert_eq(sentinel_master(), old_port, "the lab did not start with redis1 as its primary");
     for (int i = 0; i < 6; i++)
