@@ -280,21 +280,30 @@ Test(flood, ten_thousand_keep_alive_connections_are_served_in_under_256_mb, .tim
     cr_assert_eq(healthz_fresh(port, 5000), 200);
     long long before = rss_kib(g_pid);
 
+    /* Opened and served a wave at a time, all kept open: 10,000 connects at
+     * once overflow the kernel's accept queue (somaxconn 4096) whenever the
+     * service's acceptor is starved of CPU (ASan, beside the suite's other
+     * tests), and the kernel, not the service, then drops a handshake: once
+     * seen as a connection never answered in 90 s. A wave stays well within
+     * the queue; what is measured is the same 10,000 open connections. */
+    enum { WAVE = 500 };
+    _Static_assert(N % WAVE == 0, "whole waves");
     static int conns[N];
-    for (int i = 0; i < N; i++) {
-        conns[i] = raw_try_connect(port, false);
-        cr_assert(conns[i] >= 0, "connect %d of %d: %s", i + 1, N, strerror(errno));
-    }
-    for (int i = 0; i < N; i++)
-        cr_assert(send(conns[i], HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof HEALTHZ - 1));
     /* One deadline for all the answers, not one per connection: under the
      * sanitizers, beside the suite's other tests, 10,000 answers can take a
      * while, and what this test is about is that none is lost. */
     long long deadline = it_now_ms() + 90000;
-    for (int i = 0; i < N; i++) {
-        long long left = deadline - it_now_ms();
-        int st = read_status(conns[i], left > 1000 ? (int)left : 1000);
-        cr_assert_eq(st, 200, "connection %d of %d: status %d", i + 1, N, st);
+    for (int w = 0; w < N; w += WAVE) {
+        for (int i = w; i < w + WAVE; i++) {
+            conns[i] = raw_try_connect(port, false);
+            cr_assert(conns[i] >= 0, "connect %d of %d: %s", i + 1, N, strerror(errno));
+            cr_assert(send(conns[i], HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof HEALTHZ - 1));
+        }
+        for (int i = w; i < w + WAVE; i++) {
+            long long left = deadline - it_now_ms();
+            int st = read_status(conns[i], left > 1000 ? (int)left : 1000);
+            cr_assert_eq(st, 200, "connection %d of %d: status %d", i + 1, N, st);
+        }
     }
     long long rss = rss_kib(g_pid);
     cr_log_info("10,000 keep-alive connections: service RSS %lld KiB -> %lld KiB", before, rss);
