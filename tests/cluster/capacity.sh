@@ -10,6 +10,12 @@
 # requests per second of that tier. Throughput on this machine is also printed, but it is bounded
 # by the 2 shared cores that wrk, HAProxy, the replicas and both stores all compete for.
 # Plain stores only (ET_LAB_STORES=plain): it finds PostgreSQL and Redis by their ports.
+#
+# capacity.sh --routing: instead, one organization's registrations (the ticket rush of issue #17)
+# with the api backend balanced round-robin, then by a hash of the bearer key (HAProxy's
+# `balance hdr(Authorization)`: one key, one replica), HAProxy restarted between the two; per
+# run also PostgreSQL transactions per request and constraint A (active registrations = credits
+# spent). ET_CAP_ROUNDS (default 2) pairs, alternating, because this machine's noise is large.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -65,12 +71,15 @@ for j in $(seq 0 9); do
         die "cannot create a session"
 done
 
+LAST_WRK=$(mktemp)
+trap 'rm -f "$LAST_WRK"' EXIT
 measure() { # NAME wrk-args...
     local name=$1 before=() after=() out rps t
     shift
     local tiers=(replicas haproxy postgres redis)
     for t in "${tiers[@]}"; do before+=("$(tier_ticks "$t")"); done
     out=$(wrk -t1 -c16 -d"${SECS}s" "$@" | grep WRK_RESULT) || die "wrk failed for $name"
+    echo "$out" >"$LAST_WRK"       # for --routing, which calls this in a command substitution
     for t in "${tiers[@]}"; do after+=("$(tier_ticks "$t")"); done
     local requests non2xx
     requests=$(grep -o 'requests=[0-9]*' <<<"$out" | cut -d= -f2)
@@ -83,6 +92,35 @@ measure() { # NAME wrk-args...
     done
     echo
 }
+
+# PostgreSQL's committed transactions in the lab's database so far.
+xacts() {
+    psql -qtAX "$ET_LAB_DATABASE_URL" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+}
+
+if [[ ${1:-} == --routing ]]; then
+    CREDITS=100000000
+    for ((round = 0; round < ${ET_CAP_ROUNDS:-2}; round++)); do
+        for balance in roundrobin 'hdr(Authorization)'; do
+            tests/cluster/lab.sh kill haproxy
+            ET_LAB_API_BALANCE=$balance tests/cluster/lab.sh restart haproxy
+            x0=$(xacts)
+            line=$(measure "$balance" -s tests/load/registration.lua "$URL/v1/registrations" -- \
+                key="$ET_LAB_ADMIN_KEY" org0="$ORG" norgs=1 sess0="$SESS0" spo=10 nonce="r$round${balance:0:1}$STAMP")
+            requests=$(grep -o 'requests=[0-9]*' "$LAST_WRK" | cut -d= -f2)
+            read -r active spent < <(psql -qtAX -F' ' "$ET_LAB_DATABASE_URL" -c \
+                "SELECT (SELECT count(*) FROM registrations WHERE organization_id = '$ORG' AND cancelled_at IS NULL),
+                        $CREDITS - (SELECT sum(credits) FROM credit_buckets WHERE organization_id = '$ORG')")
+            awk -v x=$(($(xacts) - x0)) -v n="$requests" -v l="$line" -v a="$active" -v s="$spent" \
+                'BEGIN { printf "%s  tx/request %.2f  constraint A: %s active, %s credits spent%s\n",
+                         l, (n > 0 ? x / n : 0), a, s, (a == s ? "" : "  MISMATCH") }'
+            [[ $active == "$spent" ]] || die "constraint A broken: $active active registrations, $spent credits spent"
+        done
+    done
+    tests/cluster/lab.sh kill haproxy
+    tests/cluster/lab.sh restart haproxy
+    exit 0
+fi
 
 echo "capacity: $(nproc) cores shared by wrk, HAProxy, 3 replicas ($(sed -n 1p .local/cluster/store-urls | sed 's/.*@//')), PostgreSQL and Redis; ${SECS}s per path"
 measure ingest -s tests/load/ingest.lua "$URL/v1/analytics/events" -- key="$ET_LAB_ADMIN_KEY" \

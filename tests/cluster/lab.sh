@@ -15,7 +15,7 @@
 #   lab.sh term NODE      SIGTERM svcN (a graceful stop) and wait for it to exit
 #   lab.sh switchover postgres   a planned PostgreSQL switchover (ha stores; waits for it to end)
 #
-# Stores (ET_LAB_STORES):
+# Stores (ET_LAB_STORES; their state under .local/cluster/, apart from stores.sh's HA stores):
 #   ha     Redis primary + replica + 3 Sentinels (deploy/local/ha/redis.sh) and PostgreSQL under
 #          pg_auto_failover (deploy/local/ha/postgres.sh), each with its own ten ports from
 #          ET_LAB_PORT_BASE+20 and +30; the replicas get the `url` each script prints. Needs a
@@ -25,10 +25,12 @@
 #
 # Ports: ET_LAB_PORT_BASE (default 22010): HAProxy +0, its stats page +1, svc1..3 +2..+4;
 # keep it below Linux's ephemeral range (32768+) as stores.sh explains.
+# HAProxy: config/haproxy.cfg, with ET_LAB_API_BALANCE (if set) as the api backend's algorithm.
 # Replicas: ET_LAB_BINARY (default build-test/eventtrack), ET_LAB_THREADS worker threads each
 # (default 4: 3 x (4 + 1) PostgreSQL connections, docs/capacity.md), extra flags in
-# ET_LAB_SVC_ARGS (default --rate-limit-requests 0: the scenarios load one organization far
-# past the per-organization limit). State, logs, pid files: $ROOT/.local/cluster/.
+# ET_LAB_SVC_ARGS (default --rate-limit-requests 0 --group-commit-lanes 1: the scenarios load one
+# organization far past the per-organization limit, and replicas run one lane each, ADR 0013).
+# State, logs, pid files: $ROOT/.local/cluster/.
 #
 # Why each process runs in its own session and process group (setsid): a scenario kills or
 # freezes exactly one node with `kill -- -PGID`, never a neighbour and never its own shell.
@@ -68,8 +70,10 @@ svc_port() {
         *) return 1 ;;
     esac
 }
-ha_redis() { ET_HA_PORT_BASE=$((BASE + 20)) "$REDIS_HA" "$@"; }
-ha_pg() { ET_HA_PORT_BASE=$((BASE + 30)) "$PG_HA" "$@"; }
+# The lab's stores keep their state apart from the HA stores of deploy/local/stores.sh
+# (ET_HA_PORT_BASE), which would otherwise share .local/ha/ with them: both can run at once.
+ha_redis() { ET_HA_PORT_BASE=$((BASE + 20)) ET_HA_DIR="$LAB/redis" "$REDIS_HA" "$@"; }
+ha_pg() { ET_HA_PORT_BASE=$((BASE + 30)) ET_HA_PG_NAME=cluster/postgres "$PG_HA" "$@"; }
 
 pidfile() { echo "$LAB/$1.pid"; }
 node_pgid() { cat "$(pidfile "$1")" 2>/dev/null || true; }
@@ -133,7 +137,7 @@ svc_start() {
     # shellcheck disable=SC2046,SC2086 # word splitting wanted: NAME=value words and flags
     setsid env $(svc_env) bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "$name")" \
         "$BINARY" serve --bind 127.0.0.1 --port "$port" --threads "$THREADS" \
-        --shutdown-grace-seconds "${ET_LAB_GRACE:-3}" ${ET_LAB_SVC_ARGS---rate-limit-requests 0} \
+        --shutdown-grace-seconds "${ET_LAB_GRACE:-3}" ${ET_LAB_SVC_ARGS---rate-limit-requests 0 --group-commit-lanes 1} \
         </dev/null >>"$LAB/$name.log" 2>&1 &
     local i
     for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
@@ -149,6 +153,9 @@ haproxy_start() {
     sed -e "s/@BIND@/127.0.0.1/g" -e "s/@FRONT_PORT@/$(front_port)/g" -e "s/@STATS_PORT@/$(stats_port)/g" \
         -e "s/@SVC1@/127.0.0.1:$(svc_port svc1)/g" -e "s/@SVC2@/127.0.0.1:$(svc_port svc2)/g" \
         -e "s/@SVC3@/127.0.0.1:$(svc_port svc3)/g" "$ROOT/config/haproxy.cfg" >"$LAB/haproxy.cfg"
+    if [[ -n ${ET_LAB_API_BALANCE:-} ]]; then   # tests/cluster/capacity.sh --routing compares two
+        sed -i "/^backend api/,/^\$/ s/^    balance .*/    balance $ET_LAB_API_BALANCE/" "$LAB/haproxy.cfg"
+    fi
     haproxy -c -q -f "$LAB/haproxy.cfg" || die "HAProxy refuses $LAB/haproxy.cfg"
     # -db: stay in the foreground, so the pid written is HAProxy's and leads its group.
     setsid bash -c 'echo $$ >"$0"; exec haproxy -db -f "$1"' "$(pidfile haproxy)" "$LAB/haproxy.cfg" \
@@ -269,7 +276,7 @@ case $cmd in
         ;;
     restart)
         (($# == 2)) || usage
-        if [[ $2 == haproxy ]]; then haproxy_start
+        if [[ $2 == haproxy ]]; then haproxy_start && wait_balanced
         elif svc_port "$2" >/dev/null; then svc_start "$2"
         else store_cmd restart "$2"; fi
         ;;

@@ -22,7 +22,9 @@
 # NODE is node1, node2 ... or monitor. Ports: ET_HA_PORT_BASE (default 25600)
 # is the monitor's, node K listens on base + K; the ten ports from the base
 # are this script's. Data: $ROOT/.local/ha/postgres/ (ET_HA_PG_DIR; for root
-# in a checkout the postgres user cannot enter, /var/lib/eventtrack/), one
+# in a checkout the postgres user cannot enter, /var/lib/eventtrack/; the
+# last two parts, ha/postgres, are ET_HA_PG_NAME, so that another formation of
+# the same checkout, such as the cluster lab's, can live beside it), one
 # directory per node, with pg_autoctl's XDG config and state inside it, and
 # each node's log in <node>.log beside it.
 #
@@ -61,11 +63,13 @@ NODES=${ET_HA_PG_NODES:-2}
 # state for that checkout, under /var/lib/eventtrack/. ET_HA_PG_DIR overrides.
 default_dir() {
     if ((EUID == 0)) && ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
-        echo "/var/lib/eventtrack/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/ha/postgres"
+        echo "/var/lib/eventtrack/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/$NAME"
     else
-        echo "$ROOT/.local/ha/postgres"
+        echo "$ROOT/.local/$NAME"
     fi
 }
+NAME=${ET_HA_PG_NAME:-ha/postgres}
+[[ $NAME =~ ^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$ ]] || { echo "$PROG: error: ET_HA_PG_NAME=$NAME: want a relative path" >&2; exit 1; }
 DIR=${ET_HA_PG_DIR:-$(default_dir)}
 PG_BIN=${ET_PG_BIN:-/usr/lib/postgresql/15/bin}
 WAIT_SECONDS=${ET_HA_WAIT_SECONDS:-90}
