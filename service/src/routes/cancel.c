@@ -18,7 +18,7 @@ struct cancel_call {
 
 /* One statement: under an Idempotency-Key it runs inside the key's
  * transaction, without one it commits by itself; txn changes nothing. */
-static void cancel_op(struct store *st, const struct store_txn *txn, void *arg,
+static void cancel_op(struct store *st, struct store_txn *txn, void *arg,
                       struct response *res)
 {
     const struct cancel_call *call = arg;

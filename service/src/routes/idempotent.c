@@ -68,7 +68,9 @@ static void run_keyed(struct response *res, struct store *st, const struct idemp
         return;
     }
     op(st, &txn, arg, res);
-    if (res->status >= 500) {
+    /* A 5xx is never recorded; a write saved in a group was recorded with
+     * it, and this transaction only held the key until then. */
+    if (res->status >= 500 || txn.recorded) {
         idempotency_abort(st, &txn);
         return;
     }

@@ -56,7 +56,7 @@ struct top_up_call {
     const struct top_up *top_up;
 };
 
-static void top_up_op(struct store *st, const struct store_txn *txn, void *arg,
+static void top_up_op(struct store *st, struct store_txn *txn, void *arg,
                       struct response *res)
 {
     const struct top_up_call *call = arg;

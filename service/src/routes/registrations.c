@@ -16,7 +16,7 @@ struct register_call {
     const char *tenant;
 };
 
-static void register_op(struct store *st, const struct store_txn *txn, void *arg,
+static void register_op(struct store *st, struct store_txn *txn, void *arg,
                         struct response *res)
 {
     struct register_call *call = arg;

@@ -104,7 +104,7 @@ void api_metrics(struct request *req, struct response *res);
  * one: then inside the transaction `txn` (open), else with txn NULL. */
 struct store;
 struct store_txn;
-typedef void (*idempotent_op)(struct store *st, const struct store_txn *txn, void *arg,
+typedef void (*idempotent_op)(struct store *st, struct store_txn *txn, void *arg,
                               struct response *res);
 void idempotent_run(struct request *req, struct response *res, idempotent_op op, void *arg);
 

@@ -33,8 +33,9 @@
  *   and runs alone itself if its own item was not saved.
  *
  * A waiter blocks on g->settled while it is IN_GROUP, or QUEUED with
- * every lane busy; every settle broadcasts. A group of one uses the one-item
- * path, which is cheaper.
+ * every lane busy; every settle broadcasts. A waiter that may not lead
+ * (group_join) leaves the queue and runs alone where it would have led.
+ * A group of one uses the one-item path, which is cheaper.
  */
 #include "store/group_commit.h"
 
@@ -109,24 +110,41 @@ static void group_settle(struct group_commit *g, struct group_waiter *const *mem
     pthread_mutex_unlock(&g->lock);
 }
 
-enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                         group_save_fn save, struct problem *p)
+/* group_commit and group_join; may_lead false (save NULL): an item whose
+ * thread must not save others (its connection is inside a transaction of
+ * its own) only joins a group a leader takes it into, and runs alone when a
+ * lane is free. Before it first waits, before_wait runs without g->lock; a
+ * leader may take it into a group meanwhile (it is queued), which changes
+ * nothing: it then waits for that group's outcome like any member. */
+static enum et_err group_run(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                             group_save_fn save, group_wait_fn before_wait, struct problem *p)
 {
     struct group_waiter self = {.item = item, .state = QUEUED};
     struct group_waiter *members[GROUP_MAX];
     void *items[GROUP_MAX];
     bool saved[GROUP_MAX] = {false};
+    bool may_lead = save != NULL;
     enum et_err err = ET_OK;
     int n, count = 0;
 
     pthread_mutex_lock(&g->lock);
     *g->tail = &self;
     g->tail = &self.next;
+    if (!may_lead && g->lanes_busy >= lanes && before_wait != NULL) {
+        pthread_mutex_unlock(&g->lock);
+        before_wait(ctx, item);
+        pthread_mutex_lock(&g->lock);
+    }
     while (self.state == IN_GROUP || (self.state == QUEUED && g->lanes_busy >= lanes))
         pthread_cond_wait(&g->settled, &g->lock);
     if (self.state != QUEUED) {                   /* another thread's group settled it */
         pthread_mutex_unlock(&g->lock);
         return self.state == SAVED ? ET_OK : alone(ctx, item, p);
+    }
+    if (!may_lead) {                              /* a lane is free: nobody to wait for */
+        queue_remove(g, &self);
+        pthread_mutex_unlock(&g->lock);
+        return alone(ctx, item, p);
     }
     n = group_lead(g, &self, members);
     pthread_mutex_unlock(&g->lock);
@@ -141,6 +159,18 @@ enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_al
     if (n > 1 && !saved[0])
         err = alone(ctx, item, p);
     return err;
+}
+
+enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                         group_save_fn save, struct problem *p)
+{
+    return group_run(g, ctx, item, alone, save, NULL, p);
+}
+
+enum et_err group_join(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                       group_wait_fn before_wait, struct problem *p)
+{
+    return group_run(g, ctx, item, alone, NULL, before_wait, p);
 }
 
 void group_commit_stats(struct group_commit *g, long *groups, long *grouped)

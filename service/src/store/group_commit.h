@@ -42,6 +42,17 @@ struct group_commit {
 enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
                          group_save_fn save, struct problem *p);
 
+/* Called once, outside the scheduler's lock, before a group_join item first
+ * waits: to let go of what its thread must not hold while it waits. */
+typedef void (*group_wait_fn)(void *ctx, void *item);
+
+/* As group_commit, for an item whose thread must never save other items (its
+ * connection is inside a transaction of its own): it is saved in a group
+ * only if a leader takes it in while every lane is busy; when a lane is
+ * free it runs alone at once, without before_wait. */
+enum et_err group_join(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                       group_wait_fn before_wait, struct problem *p);
+
 /* Sets how many groups of one kind may be in flight at once (the
  * group_commit_lanes setting, GROUP_LANES_DEFAULT in model.h); call before
  * any group_commit. */

@@ -24,7 +24,24 @@
  *     older binary wrote under its one scope per caller ("<key_id> POST
  *     /v1") cannot tell which operation it answered, so it is never
  *     replayed: while it lives (25 h) the key is refused as reused.
+ *  7. A keyed registration that waits for a group (store/registrations.c,
+ *     design note 8) must not wait inside its transaction: its lookup holds
+ *     ACCESS SHARE on idempotency_keys until the transaction ends, a DDL
+ *     statement on the table (a migration, a trigger) queues behind it, and
+ *     the group leader's record INSERT queues behind the DDL, while the
+ *     member waits for the leader: a cycle PostgreSQL cannot see, broken
+ *     only by the request deadline (measured: ADR 0016). So before it waits
+ *     it takes the same key at session level (granted at once: its own
+ *     transaction holds it) and rolls its transaction back; the key stays
+ *     held throughout, so a concurrent request with it still gets 409 and,
+ *     after, the replay. Run alone after all, it opens a transaction again,
+ *     takes the transaction-level lock (granted: the session holds it),
+ *     then gives the session lock back. Nothing needs looking up again: no
+ *     one else could write the key's record while it was held, and a group
+ *     that failed committed nothing. A connection lost meanwhile takes the
+ *     session lock with it, as it would the transaction's.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +53,14 @@
 static const struct pg_stmt stmt_lock = {
     "idempotency_lock",
     "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 0))", 2};
+
+/* Design note 7: the key at session level, and given back. */
+static const struct pg_stmt stmt_hold = {
+    "idempotency_hold",
+    "SELECT pg_advisory_lock(hashtextextended($1 || chr(10) || $2, 0))", 2};
+static const struct pg_stmt stmt_unhold = {
+    "idempotency_unhold",
+    "SELECT pg_advisory_unlock(hashtextextended($1 || chr(10) || $2, 0))", 2};
 
 /* Design notes 5 and 6: this scope's record first, else an older binary's. */
 static const struct pg_stmt stmt_lookup = {
@@ -92,6 +117,7 @@ void idempotency_abort(struct store *st, struct store_txn *txn)
     if (txn->open && st->pg != NULL)
         pg_rollback(st->pg);
     txn->open = false;
+    idempotency_release(st, txn);
 }
 
 /* Design notes 5 and 6: what the record found says; true when it replays. */
@@ -128,6 +154,9 @@ enum et_err idempotency_begin(struct store *st, const struct idempotency_request
 
     *replay = false;
     txn->open = false;
+    txn->rq = rq;
+    txn->recorded = false;
+    txn->held = false;
     if (db == NULL)
         return p->err;
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
@@ -162,25 +191,32 @@ done:
     return err;
 }
 
+enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
+                               const char *body, struct problem *p)
+{
+    char status_text[8];
+    const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
+    PGresult *res;
+
+    snprintf(status_text, sizeof status_text, "%d", status);
+    if ((res = pg_exec(db, &stmt_record, params, p)) == NULL)
+        return p->err;
+    PQclear(res);
+    return ET_OK;
+}
+
 enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
                                const struct idempotency_request *rq, int status, const char *body,
                                struct problem *p)
 {
     struct pg *db = st->pg;                /* the connection holding txn (idempotency_begin) */
-    char status_text[8];
-    const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};
-    PGresult *res;
     enum et_err err = ET_OK;
 
-    snprintf(status_text, sizeof status_text, "%d", status);
     if ((status < 200 || status > 299) &&
         (err = pg_command(db, "ROLLBACK TO SAVEPOINT op", p)) != ET_OK)
         goto fail;
-    if ((res = pg_exec(db, &stmt_record, params, p)) == NULL) {
-        err = p->err;
+    if ((err = idempotency_record(db, rq, status, body, p)) != ET_OK)
         goto fail;
-    }
-    PQclear(res);
     if ((err = pg_command(db, "COMMIT", p)) == ET_OK) {
         txn->open = false;
         return ET_OK;
@@ -188,4 +224,59 @@ enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
 fail:
     idempotency_abort(st, txn);
     return err;
+}
+
+/* A statement whose one row is ignored: the advisory lock calls. */
+static enum et_err exec_lock(struct pg *db, const struct pg_stmt *stmt, const struct idempotency_request *rq,
+                             struct problem *p)
+{
+    PGresult *res = pg_exec(db, stmt, (const char *const[]){rq->scope, rq->key}, p);
+
+    PQclear(res);
+    return res == NULL ? p->err : ET_OK;
+}
+
+enum et_err idempotency_detach(struct store *st, struct store_txn *txn, struct problem *p)
+{
+    struct pg *db = st->pg;                /* the connection holding txn (idempotency_begin) */
+    enum et_err err;
+
+    assert(txn->open && !txn->held && txn->rq != NULL);
+    if ((err = exec_lock(db, &stmt_hold, txn->rq, p)) != ET_OK) {
+        idempotency_abort(st, txn);
+        return err;
+    }
+    txn->held = true;
+    err = pg_command(db, "ROLLBACK", p);   /* failed: the connection is gone, and the lock with it */
+    txn->open = false;
+    txn->held = err == ET_OK;
+    return err;
+}
+
+enum et_err idempotency_reattach(struct store *st, struct store_txn *txn, struct problem *p)
+{
+    struct pg *db = st->pg;
+    enum et_err err;
+
+    assert(!txn->open && txn->held);
+    if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
+        return err;
+    txn->open = true;
+    if ((err = exec_lock(db, &stmt_lock, txn->rq, p)) != ET_OK ||
+        (err = pg_command(db, "SAVEPOINT op", p)) != ET_OK) {
+        idempotency_abort(st, txn);
+        return err;
+    }
+    idempotency_release(st, txn);          /* the transaction's lock holds the key now */
+    return ET_OK;
+}
+
+void idempotency_release(struct store *st, struct store_txn *txn)
+{
+    struct problem ignored = {0};
+
+    /* A failure drops the connection (store/pg.c), which releases the lock. */
+    if (txn->held && st->pg != NULL)
+        (void)exec_lock(st->pg, &stmt_unhold, txn->rq, &ignored);
+    txn->held = false;
 }

@@ -57,8 +57,23 @@
  *     saved registration still debits exactly one credit in the transaction
  *     that saves it; a group that fails as a whole saved nothing, and all of
  *     its registrations run alone.
- *     A registration inside the caller's transaction (Idempotency-Key) never
- *     joins a group: its commit belongs to the caller.
+ *  8. A keyed registration (Idempotency-Key) joins groups too, and its record
+ *     still commits with it (store/idempotency.c, design note 1). Its own
+ *     connection is inside the caller's transaction (the key's lock, a
+ *     savepoint), so it never leads (group_join): it is saved only when a
+ *     leader takes it in while the lanes are busy. The leader then saves the
+ *     group and, in the same transaction, each saved keyed member's record:
+ *     201 and the body rendered by encode_registration from the values the
+ *     group statement returned, which is what the route then answers
+ *     (routes/registrations.c renders the same struct). The member's key
+ *     stays held until the leader has committed, so a concurrent request
+ *     with the same key still gets 409, and the replay after
+ *     (txn->recorded). Held, but not inside a transaction: before the member
+ *     waits it keeps the key at session level and ends its transaction
+ *     (store/idempotency.c, design note 7), so no DDL on idempotency_keys
+ *     can queue between it and its leader. A keyed member the group does not
+ *     save runs alone inside its own transaction, reopened if it waited.
+ *     docs/adr/0016.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -66,6 +81,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json/codec.h"
 #include "json/writer.h"
 #include "store/busy.h"
 #include "store/group_commit.h"
@@ -254,6 +270,18 @@ static enum et_err register_alone(struct pg *db, struct registration *r, const c
 struct register_ctx {
     struct pg *db;
     const char *tenant;
+    struct store *st;               /* a keyed member's (design note 8): its handle... */
+    struct store_txn *txn;          /* ...and the transaction holding its key */
+};
+
+/* A group_commit item: the registration, and for a keyed one (design note
+ * 8) its key and whether the leader saved its record with it. */
+struct member {
+    struct registration *r;
+    const struct idempotency_request *rq;   /* NULL: not keyed */
+    bool recorded;                          /* written by the leader before it settles */
+    bool detached;                          /* a keyed member that waited (note 8) */
+    struct problem lost;                    /* why its detach failed; err ET_OK: it did not */
 };
 
 static struct group_commit register_group = GROUP_COMMIT_INIT(register_group);
@@ -263,28 +291,47 @@ static enum et_err register_member_alone(void *ctx, void *item, struct problem *
 {
     const struct register_ctx *c = ctx;
 
-    return register_alone(c->db, item, c->tenant, p);
+    return register_alone(c->db, ((struct member *)item)->r, c->tenant, p);
 }
 
-/* Design note 7: saves what it can of the group in one statement; saved[i]
- * tells which (a group_save_fn). Runs on the leader's thread; the other
- * members are blocked and only read their registration after the leader
- * publishes the states (store/group_commit.c). */
-static int save_group(void *ctx, void *const *items, int n, bool *saved)
+/* Design note 8: a keyed member about to wait lets go of its transaction,
+ * keeping its key (a group_wait_fn; store/idempotency.c, design note 7). */
+static void register_keyed_wait(void *ctx, void *item)
 {
-    struct pg *db = ((const struct register_ctx *)ctx)->db;
+    const struct register_ctx *c = ctx;
+    struct member *m = item;
+
+    m->detached = true;
+    (void)idempotency_detach(c->st, c->txn, &m->lost);
+}
+
+/* A keyed member's one-item path: in its own transaction again if it waited. */
+static enum et_err register_keyed_alone(void *ctx, void *item, struct problem *p)
+{
+    const struct register_ctx *c = ctx;
+    struct member *m = item;
+
+    if (m->detached) {
+        if (m->lost.err != ET_OK) {
+            *p = m->lost;
+            return p->err;
+        }
+        if (idempotency_reattach(c->st, c->txn, p) != ET_OK)
+            return p->err;
+    }
+    return register_alone(c->db, m->r, c->tenant, p);
+}
+
+/* stmt_register_group's parameter: the members as a JSON array (caller frees). */
+static char *group_param(void *const *items, int n)
+{
     struct buf json = BUF_INIT;
-    struct problem p = {0};
     struct jw w;
-    PGresult *res = NULL;
-    char *param;
-    int count = 0;
 
     jw_init(&w, &json);
     jw_array_begin(&w);
     for (int i = 0; i < n; i++) {
-        const struct registration *r = items[i];
-        saved[i] = false;
+        const struct registration *r = ((const struct member *)items[i])->r;
         jw_object_begin(&w);
         jw_key(&w, "n"), jw_int(&w, i);
         jw_key(&w, "id"), jw_string(&w, r->id);
@@ -296,41 +343,109 @@ static int save_group(void *ctx, void *const *items, int n, bool *saved)
         jw_object_end(&w);
     }
     jw_array_end(&w);
-    if ((param = buf_release(&json, NULL)) == NULL ||
-        (res = pg_exec(db, &stmt_register_group, (const char *const[]){param}, &p)) == NULL) {
-        free(param);
-        return 0;                   /* nothing was saved: every one runs alone */
+    return buf_release(&json, NULL);
+}
+
+/* Design note 8: the records of the saved keyed members, in the group's
+ * transaction; false when one could not be written. */
+static bool record_keyed(struct pg *db, void *const *items, int n, const bool *saved)
+{
+    for (int i = 0; i < n; i++) {
+        struct member *m = items[i];
+        struct buf body = BUF_INIT;
+        struct problem p = {0};
+        struct jw w;
+        bool ok;
+        if (!saved[i] || m->rq == NULL)
+            continue;
+        jw_init(&w, &body);
+        encode_registration(&w, m->r);
+        ok = body.data != NULL && idempotency_record(db, m->rq, 201, body.data, &p) == ET_OK;
+        buf_free(&body);
+        if (!ok)
+            return false;
     }
+    return true;
+}
+
+/* Fills saved[] and the saved registrations from the group statement's rows. */
+static int group_rows(const PGresult *res, void *const *items, int n, bool *saved)
+{
+    int count = 0;
+
     for (int row = 0; row < PQntuples(res); row++) {
         int i = atoi(PQgetvalue(res, row, 0));
         if (i < 0 || i >= n || saved[i])
             continue;
-        struct registration *r = items[i];
+        struct registration *r = ((struct member *)items[i])->r;
         snprintf(r->price_paid, sizeof r->price_paid, "%s", PQgetvalue(res, row, 1));
         snprintf(r->registered_at, sizeof r->registered_at, "%s", PQgetvalue(res, row, 2));
         r->credits_remaining = strtoll(PQgetvalue(res, row, 3), NULL, 10);
         saved[i] = true;
         count++;
     }
-    PQclear(res);
-    free(param);
     return count;
 }
 
-/* One registration: debit a credit and save it, in one transaction (the
- * caller's, when it passes one: design note 7). */
-enum et_err registrations_create(struct store *st, const struct store_txn *txn,
+/* Design notes 7 and 8: saves what it can of the group in one transaction;
+ * saved[i] tells which (a group_save_fn). Runs on the leader's thread, whose
+ * connection is outside any transaction; the other members are blocked and
+ * only read their registration after the leader publishes the states
+ * (store/group_commit.c). With keyed members the statement and their records
+ * share an explicit transaction; without, the statement is its own. */
+static int save_group(void *ctx, void *const *items, int n, bool *saved)
+{
+    struct pg *db = ((const struct register_ctx *)ctx)->db;
+    struct problem p = {0};
+    PGresult *res = NULL;
+    char *param = group_param(items, n);
+    bool keyed = false, ok;
+    int count = 0;
+
+    for (int i = 0; i < n; i++) {
+        saved[i] = false;
+        keyed = keyed || ((const struct member *)items[i])->rq != NULL;
+    }
+    ok = param != NULL && (!keyed || pg_command(db, "BEGIN", &p) == ET_OK);
+    if (ok && (res = pg_exec(db, &stmt_register_group, (const char *const[]){param}, &p)) != NULL)
+        count = group_rows(res, items, n, saved);
+    ok = ok && res != NULL;
+    if (ok && keyed)
+        ok = record_keyed(db, items, n, saved) && pg_command(db, "COMMIT", &p) == ET_OK;
+    if (!ok && keyed)
+        pg_rollback(db);
+    for (int i = 0; i < n; i++) {
+        struct member *m = items[i];
+        saved[i] = saved[i] && ok;          /* nothing was saved: every one runs alone */
+        m->recorded = saved[i] && m->rq != NULL;
+    }
+    PQclear(res);
+    free(param);
+    return ok ? count : 0;
+}
+
+/* One registration: debit a credit and save it, in one transaction (design
+ * notes 7 and 8: the caller's, when it passes one and no group saves it). */
+enum et_err registrations_create(struct store *st, struct store_txn *txn,
                                  struct registration *r, const char *tenant, struct problem *p)
 {
     struct pg *db = store_pg(st, p);
+    struct register_ctx ctx = {db, tenant, st, txn};
+    struct member m = {.r = r};
+    enum et_err err;
 
     if (db == NULL)
         return p->err;
     id_generate(r->id, "reg");
-    if (txn != NULL && txn->open)
+    if (txn == NULL || !txn->open)
+        return group_commit(&register_group, &ctx, &m, register_member_alone, save_group, p);
+    if (txn->rq == NULL)
         return register_alone(db, r, tenant, p);  /* its commit belongs to the caller */
-    return group_commit(&register_group, &(struct register_ctx){db, tenant}, r,
-                        register_member_alone, save_group, p);
+    m.rq = txn->rq;
+    err = group_join(&register_group, &ctx, &m, register_keyed_alone, register_keyed_wait, p);
+    txn->recorded = err == ET_OK && m.recorded;
+    idempotency_release(st, txn);   /* saved by a group: its record is committed, the key can go */
+    return err;
 }
 
 void registrations_group_stats(long *groups, long *grouped)

@@ -88,6 +88,17 @@ void store_init_conns(struct store *st, struct pg *db, struct rds *r);
  */
 struct store_txn {
     bool open;
+    /* Set by idempotency_begin: the key this transaction holds, for a write
+     * that saves its record elsewhere (a registration saved in a group). */
+    const struct idempotency_request *rq;
+    /* Set by such a write: its effect and its record (status 201, the body
+     * the caller renders from the same struct) were committed together by
+     * another transaction; this one only holds the key's lock, and is
+     * rolled back instead of finished. */
+    bool recorded;
+    /* The key is held by a session-level lock while no transaction is open
+     * (idempotency_detach: a keyed registration waiting for a group). */
+    bool held;
 };
 
 /* Health and gauges for /readyz and /metrics (store/health.c). They take the
@@ -166,7 +177,7 @@ enum et_err sessions_get(struct store *st, const char *id, const char *tenant, s
                          struct problem *p);
 
 /* Registrations, constraint A (store/registrations.c). */
-enum et_err registrations_create(struct store *st, const struct store_txn *txn,
+enum et_err registrations_create(struct store *st, struct store_txn *txn,
                                  struct registration *r, const char *tenant, struct problem *p);
 enum et_err registrations_get(struct store *st, const char *id, const char *tenant,
                               struct registration *out, struct problem *p);
@@ -231,6 +242,19 @@ enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
                                const struct idempotency_request *rq, int status, const char *body,
                                struct problem *p);
 void idempotency_abort(struct store *st, struct store_txn *txn);
+/* Writes rq's record on db, inside a transaction the caller owns (the leader
+ * of a group saving a keyed registration: store/registrations.c). */
+enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
+                               const char *body, struct problem *p);
+/* For a keyed write that waits for another thread's transaction (a
+ * registration in a group: store/idempotency.c, design note 7). detach keeps
+ * the key, at session level, and ends txn, so the wait holds no lock a
+ * table's DDL could queue behind; reattach opens txn again, as
+ * idempotency_begin left it (the key locked, SAVEPOINT op); release gives
+ * back a key still held, and is a no-op otherwise. */
+enum et_err idempotency_detach(struct store *st, struct store_txn *txn, struct problem *p);
+enum et_err idempotency_reattach(struct store *st, struct store_txn *txn, struct problem *p);
+void idempotency_release(struct store *st, struct store_txn *txn);
 /* Deletes records older than max_age_hours, in batches; *purged counts them. */
 enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *purged,
                               struct problem *p);
