@@ -8,13 +8,16 @@
 --   keys=FILE       lines "k SECRET": organization org0 + k uses its own key
 --   org0=N norgs=N sess0=N spo=N   the prepared ids
 --   nonce=WORD      makes user ids unique across runs against the same data
+--   keyed=1         every request carries an Idempotency-Key of its own (a
+--                   client that retries safely; the key's record commits
+--                   with the registration)
 package.path = (os.getenv("ET_LOAD_DIR") or "tests/load") .. "/?.lua;" .. package.path
 local common = require("common")
 
 setup = common.setup
 done = common.done
 
-local org0, norgs, sess0, spo, nonce, bearer, keys
+local org0, norgs, sess0, spo, nonce, bearer, keys, keyed
 local n = 0
 
 function init(argv)
@@ -24,6 +27,7 @@ function init(argv)
   sess0 = tonumber(common.need(a, "sess0"))
   spo = tonumber(common.need(a, "spo"))
   nonce = common.need(a, "nonce") .. "-" .. tostring(thread_id or 1)
+  keyed = a.keyed == "1"
   if a.keys then
     keys = {}
     for line in io.lines(a.keys) do
@@ -43,6 +47,7 @@ function request()
   local session = sess0 + k * spo + math.random(0, spo - 1)
   n = n + 1
   headers["Authorization"] = keys and keys[k] or bearer
+  if keyed then headers["Idempotency-Key"] = "wrk-" .. nonce .. "-" .. n end
   return wrk.format("POST", "/v1/registrations", headers, string.format(
     '{"session_id":"%d","user_id":"w%s-%d","organization_id":"%d",' ..
     '"ticket_type":"standard","price_paid":"99.00"}', session, nonce, n, org0 + k))
