@@ -170,6 +170,48 @@ Test(keyed_groups, keyed_registrations_join_groups_with_their_records_and_replay
     }
 }
 
+/* Clients that send a key with every request (as a retrying client should):
+ * with no unkeyed request to lead, keyed ones lead groups themselves, each
+ * detached from its own transaction first, and every record still commits
+ * with its registration. */
+Test(keyed_groups, keyed_registrations_alone_still_form_groups)
+{
+    enum { K = 96 };
+    char *org = make_org(CREDITS);
+    char *ses = make_session(make_event(org), it_id("spk"));
+    struct http_par *p = calloc(K, sizeof *p);
+
+    warm_connections(org);
+    for (size_t i = 0; i < K; i++)
+        p[i].req = (struct http_req){
+            .method = "POST", .path = "/v1/registrations", .content_type = "application/json",
+            .idem_key = it_id("idem"),
+            .body = fmt("{\"session_id\":\"%s\",\"user_id\":\"%s\",\"organization_id\":\"%s\","
+                        "\"ticket_type\":\"standard\",\"price_paid\":5}", ses, it_id("user"), org)};
+    http_parallel(p, K);
+    for (size_t i = 0; i < K; i++) {
+        EXPECT_JSON(p[i].resp, 201);
+        expect_recorded_with(p[i].resp, p[i].req.idem_key);
+    }
+    cr_assert_eq(get_balance(org), CREDITS - K);
+    cr_assert_eq(pg_ll("SELECT count(*) FROM registrations WHERE organization_id = $1", PG_PARAMS(org)), K);
+    cr_assert_gt(pg_ll("SELECT count(*) FROM registrations r"
+                       " WHERE r.organization_id = $1 AND EXISTS (SELECT 1 FROM registrations o"
+                       "   WHERE o.organization_id = $1 AND o.xmin = r.xmin AND o.id <> r.id)",
+                       PG_PARAMS(org)), 0,
+                 "%d keyed registrations at once, and none shared its transaction: no group formed", K);
+    for (size_t i = 0; i < K; i++) {
+        struct http_resp *again = http_do(&p[i].req);
+        EXPECT_JSON(again, 201);
+        cr_assert_str_eq(again->body, p[i].resp->body, "a replay changed the body");
+        http_resp_free(again);
+        http_resp_free(p[i].resp);
+        free((char *)p[i].req.body);
+    }
+    cr_assert_eq(get_balance(org), CREDITS - K, "a replay took another credit");
+    free(p);
+}
+
 /* A group that fails as a whole (here: the record of one keyed member is
  * refused by a trigger of the test's own, as a full disk or a broken
  * constraint would) saves nothing, and every member gets its own answer by

@@ -33,9 +33,10 @@
  *   and runs alone itself if its own item was not saved.
  *
  * A waiter blocks on g->settled while it is IN_GROUP, or QUEUED with
- * every lane busy; every settle broadcasts. A waiter that may not lead
- * (group_join) leaves the queue and runs alone where it would have led.
- * A group of one uses the one-item path, which is cheaper.
+ * every lane busy; every settle broadcasts. A group of one uses the
+ * one-item path, which is cheaper. An item whose connection is inside a
+ * transaction of its own (group_commit_in_txn) is detached from it before
+ * it blocks or leads a group of others, never while it holds g->lock.
  */
 #include "store/group_commit.h"
 
@@ -110,29 +111,27 @@ static void group_settle(struct group_commit *g, struct group_waiter *const *mem
     pthread_mutex_unlock(&g->lock);
 }
 
-/* group_commit and group_join; may_lead false (save NULL): an item whose
- * thread must not save others (its connection is inside a transaction of
- * its own) only joins a group a leader takes it into, and runs alone when a
- * lane is free. Before it first waits, before_wait runs without g->lock; a
- * leader may take it into a group meanwhile (it is queued), which changes
- * nothing: it then waits for that group's outcome like any member. */
+/* group_commit and group_commit_in_txn (detach not NULL). A detached item
+ * is one like any other: it may be taken into a group while detach runs
+ * (it is queued), and then waits for that group's outcome. */
 static enum et_err group_run(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                             group_save_fn save, group_wait_fn before_wait, struct problem *p)
+                             group_save_fn save, group_detach_fn detach, struct problem *p)
 {
     struct group_waiter self = {.item = item, .state = QUEUED};
     struct group_waiter *members[GROUP_MAX];
     void *items[GROUP_MAX];
     bool saved[GROUP_MAX] = {false};
-    bool may_lead = save != NULL;
+    bool detached = false;
     enum et_err err = ET_OK;
     int n, count = 0;
 
     pthread_mutex_lock(&g->lock);
     *g->tail = &self;
     g->tail = &self.next;
-    if (!may_lead && g->lanes_busy >= lanes && before_wait != NULL) {
+    if (detach != NULL && g->lanes_busy >= lanes) {     /* it will wait */
         pthread_mutex_unlock(&g->lock);
-        before_wait(ctx, item);
+        detach(ctx, item);
+        detached = true;
         pthread_mutex_lock(&g->lock);
     }
     while (self.state == IN_GROUP || (self.state == QUEUED && g->lanes_busy >= lanes))
@@ -141,20 +140,18 @@ static enum et_err group_run(struct group_commit *g, void *ctx, void *item, grou
         pthread_mutex_unlock(&g->lock);
         return self.state == SAVED ? ET_OK : alone(ctx, item, p);
     }
-    if (!may_lead) {                              /* a lane is free: nobody to wait for */
-        queue_remove(g, &self);
-        pthread_mutex_unlock(&g->lock);
-        return alone(ctx, item, p);
-    }
     n = group_lead(g, &self, members);
     pthread_mutex_unlock(&g->lock);
 
     for (int i = 0; i < n; i++)
         items[i] = members[i]->item;
-    if (n == 1)                                   /* alone: the one-item path is cheaper */
+    if (n == 1) {                                 /* alone: the one-item path is cheaper */
         err = alone(ctx, item, p);
-    else
+    } else {
+        if (detach != NULL && !detached)          /* its connection saves the group */
+            detach(ctx, item);
         count = save(ctx, items, n, saved);
+    }
     group_settle(g, members, n, saved, count);
     if (n > 1 && !saved[0])
         err = alone(ctx, item, p);
@@ -167,10 +164,10 @@ enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_al
     return group_run(g, ctx, item, alone, save, NULL, p);
 }
 
-enum et_err group_join(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                       group_wait_fn before_wait, struct problem *p)
+enum et_err group_commit_in_txn(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                                group_save_fn save, group_detach_fn detach, struct problem *p)
 {
-    return group_run(g, ctx, item, alone, NULL, before_wait, p);
+    return group_run(g, ctx, item, alone, save, detach, p);
 }
 
 void group_commit_stats(struct group_commit *g, long *groups, long *grouped)

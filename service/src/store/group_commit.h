@@ -42,16 +42,18 @@ struct group_commit {
 enum et_err group_commit(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
                          group_save_fn save, struct problem *p);
 
-/* Called once, outside the scheduler's lock, before a group_join item first
- * waits: to let go of what its thread must not hold while it waits. */
-typedef void (*group_wait_fn)(void *ctx, void *item);
+/* Called at most once, outside the scheduler's lock, before an item of
+ * group_commit_in_txn first waits or saves a group: to leave the
+ * transaction its connection is in, keeping what it must keep. */
+typedef void (*group_detach_fn)(void *ctx, void *item);
 
-/* As group_commit, for an item whose thread must never save other items (its
- * connection is inside a transaction of its own): it is saved in a group
- * only if a leader takes it in while every lane is busy; when a lane is
- * free it runs alone at once, without before_wait. */
-enum et_err group_join(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
-                       group_wait_fn before_wait, struct problem *p);
+/* As group_commit, for an item whose connection is inside a transaction of
+ * its own (a keyed registration: store/registrations.c, design note 8).
+ * Alone at once (a lane free, nobody queued) it runs inside that
+ * transaction, untouched; before it waits, or leads a group of others, it
+ * is detached. `alone` must then run it in a transaction of its own again. */
+enum et_err group_commit_in_txn(struct group_commit *g, void *ctx, void *item, group_alone_fn alone,
+                                group_save_fn save, group_detach_fn detach, struct problem *p);
 
 /* Sets how many groups of one kind may be in flight at once (the
  * group_commit_lanes setting, GROUP_LANES_DEFAULT in model.h); call before

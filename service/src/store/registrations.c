@@ -58,22 +58,21 @@
  *     that saves it; a group that fails as a whole saved nothing, and all of
  *     its registrations run alone.
  *  8. A keyed registration (Idempotency-Key) joins groups too, and its record
- *     still commits with it (store/idempotency.c, design note 1). Its own
+ *     still commits with it (store/idempotency.c, design note 1). Its
  *     connection is inside the caller's transaction (the key's lock, a
- *     savepoint), so it never leads (group_join): it is saved only when a
- *     leader takes it in while the lanes are busy. The leader then saves the
- *     group and, in the same transaction, each saved keyed member's record:
- *     201 and the body rendered by encode_registration from the values the
- *     group statement returned, which is what the route then answers
- *     (routes/registrations.c renders the same struct). The member's key
- *     stays held until the leader has committed, so a concurrent request
- *     with the same key still gets 409, and the replay after
- *     (txn->recorded). Held, but not inside a transaction: before the member
- *     waits it keeps the key at session level and ends its transaction
- *     (store/idempotency.c, design note 7), so no DDL on idempotency_keys
- *     can queue between it and its leader. A keyed member the group does not
- *     save runs alone inside its own transaction, reopened if it waited.
- *     docs/adr/0016.
+ *     savepoint). Alone at once, it runs there, as without groups. Before it
+ *     waits, or leads a group of others on that connection, it is detached
+ *     (group_commit_in_txn): it keeps its key at session level and ends its
+ *     transaction (store/idempotency.c, design note 7), so it waits holding
+ *     no lock a DDL on idempotency_keys could queue behind, and a group it
+ *     leads commits by itself. The group's transaction saves, with the
+ *     registrations, each saved keyed member's record: 201 and the body
+ *     rendered by encode_registration from the values the group statement
+ *     returned, which is what the route then answers (routes/registrations.c
+ *     renders the same struct). The key stays held until that commit, so a
+ *     concurrent request with it still gets 409, and the replay after
+ *     (txn->recorded). A keyed member the group does not save runs alone in
+ *     its own transaction, reopened. docs/adr/0016.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -294,9 +293,10 @@ static enum et_err register_member_alone(void *ctx, void *item, struct problem *
     return register_alone(c->db, ((struct member *)item)->r, c->tenant, p);
 }
 
-/* Design note 8: a keyed member about to wait lets go of its transaction,
- * keeping its key (a group_wait_fn; store/idempotency.c, design note 7). */
-static void register_keyed_wait(void *ctx, void *item)
+/* Design note 8: a keyed member about to wait or lead lets go of its
+ * transaction, keeping its key (a group_detach_fn; store/idempotency.c,
+ * design note 7). */
+static void register_keyed_detach(void *ctx, void *item)
 {
     const struct register_ctx *c = ctx;
     struct member *m = item;
@@ -406,6 +406,12 @@ static int save_group(void *ctx, void *const *items, int n, bool *saved)
         saved[i] = false;
         keyed = keyed || ((const struct member *)items[i])->rq != NULL;
     }
+    /* A keyed leader whose detach failed lost its connection, and its key
+     * with it (design note 8): it saves nothing, and every member runs alone. */
+    if (((const struct member *)items[0])->lost.err != ET_OK) {
+        free(param);
+        return 0;
+    }
     ok = param != NULL && (!keyed || pg_command(db, "BEGIN", &p) == ET_OK);
     if (ok && (res = pg_exec(db, &stmt_register_group, (const char *const[]){param}, &p)) != NULL)
         count = group_rows(res, items, n, saved);
@@ -442,7 +448,8 @@ enum et_err registrations_create(struct store *st, struct store_txn *txn,
     if (txn->rq == NULL)
         return register_alone(db, r, tenant, p);  /* its commit belongs to the caller */
     m.rq = txn->rq;
-    err = group_join(&register_group, &ctx, &m, register_keyed_alone, register_keyed_wait, p);
+    err = group_commit_in_txn(&register_group, &ctx, &m, register_keyed_alone, save_group,
+                              register_keyed_detach, p);
     txn->recorded = err == ET_OK && m.recorded;
     idempotency_release(st, txn);   /* saved by a group: its record is committed, the key can go */
     return err;
