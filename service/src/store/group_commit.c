@@ -44,7 +44,6 @@
 
 #include "model.h"
 
-#define GROUP_MAX 32                 /* items in one group */
 
 /* Groups of one kind in flight at once. Written once at start, before any
  * worker thread runs (group_commit_configure), then only read. Two measured

@@ -34,6 +34,9 @@ struct group_commit {
     int lanes_busy;
     long groups, grouped;                   /* for /metrics: groups saved, items in them */
 };
+/* Items in one group at most: a group_save_fn is never given more. */
+#define GROUP_MAX 32
+
 #define GROUP_COMMIT_INIT(g) {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &(g).head, 0, 0, 0}
 
 /* Saves item, in a group when others are queued on g, else alone. ctx is

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/writer.h"
 #include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
@@ -76,6 +77,14 @@ static const struct pg_stmt stmt_record = {
     "INSERT INTO idempotency_keys (scope, key, request_sha256, status, response_body)"
     " VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), $4::smallint, $5)",
     5};
+
+/* A group's records in one statement (store/registrations.c, design note 8). */
+static const struct pg_stmt stmt_record_group = {
+    "idempotency_record_group",
+    "INSERT INTO idempotency_keys (scope, key, request_sha256, status, response_body)"
+    " SELECT x.scope, x.key, sha256(convert_to(x.request, 'UTF8')), $2::smallint, x.body"
+    "   FROM jsonb_to_recordset($1::jsonb) AS x(scope text, key text, request text, body text)",
+    2};
 
 /* Batches keep each transaction short and never lock the whole table; the
  * batch size reaches the SQL as a parameter, so it has one source. */
@@ -203,6 +212,34 @@ enum et_err idempotency_record(struct pg *db, const struct idempotency_request *
         return p->err;
     PQclear(res);
     return ET_OK;
+}
+
+enum et_err idempotency_record_group(struct pg *db, const struct idempotency_request *const *rqs,
+                                     const char *const *bodies, int n, int status, struct problem *p)
+{
+    struct buf json = BUF_INIT;
+    struct jw w;
+    char status_text[8], *param;
+    PGresult *res = NULL;
+
+    jw_init(&w, &json);
+    jw_array_begin(&w);
+    for (int i = 0; i < n; i++) {
+        jw_object_begin(&w);
+        jw_key(&w, "scope"), jw_string(&w, rqs[i]->scope);
+        jw_key(&w, "key"), jw_string(&w, rqs[i]->key);
+        jw_key(&w, "request"), jw_string(&w, rqs[i]->request);
+        jw_key(&w, "body"), jw_string(&w, bodies[i]);
+        jw_object_end(&w);
+    }
+    jw_array_end(&w);
+    snprintf(status_text, sizeof status_text, "%d", status);
+    if ((param = buf_release(&json, NULL)) == NULL)
+        return problem_set(p, ET_ERR_INTERNAL, NULL, "out of memory writing idempotency records");
+    res = pg_exec(db, &stmt_record_group, (const char *const[]){param, status_text}, p);
+    free(param);
+    PQclear(res);
+    return res == NULL ? p->err : ET_OK;
 }
 
 enum et_err idempotency_finish(struct store *st, struct store_txn *txn,

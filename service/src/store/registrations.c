@@ -347,25 +347,33 @@ static char *group_param(void *const *items, int n)
 }
 
 /* Design note 8: the records of the saved keyed members, in the group's
- * transaction; false when one could not be written. */
+ * transaction, in one statement; false when they could not be written. */
 static bool record_keyed(struct pg *db, void *const *items, int n, const bool *saved)
 {
-    for (int i = 0; i < n; i++) {
+    const struct idempotency_request *rqs[GROUP_MAX];
+    struct buf bodies[GROUP_MAX];
+    const char *texts[GROUP_MAX];
+    struct problem p = {0};
+    int k = 0;
+    bool ok = true;
+
+    for (int i = 0; i < n && k < GROUP_MAX; i++) {
         struct member *m = items[i];
-        struct buf body = BUF_INIT;
-        struct problem p = {0};
         struct jw w;
-        bool ok;
         if (!saved[i] || m->rq == NULL)
             continue;
-        jw_init(&w, &body);
+        bodies[k] = (struct buf)BUF_INIT;
+        jw_init(&w, &bodies[k]);
         encode_registration(&w, m->r);
-        ok = body.data != NULL && idempotency_record(db, m->rq, 201, body.data, &p) == ET_OK;
-        buf_free(&body);
-        if (!ok)
-            return false;
+        ok = ok && bodies[k].data != NULL;
+        rqs[k] = m->rq;
+        texts[k] = bodies[k].data;
+        k++;
     }
-    return true;
+    ok = ok && (k == 0 || idempotency_record_group(db, rqs, texts, k, 201, &p) == ET_OK);
+    for (int i = 0; i < k; i++)
+        buf_free(&bodies[i]);
+    return ok;
 }
 
 /* Fills saved[] and the saved registrations from the group statement's rows. */

@@ -246,6 +246,10 @@ void idempotency_abort(struct store *st, struct store_txn *txn);
  * of a group saving a keyed registration: store/registrations.c). */
 enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
                                const char *body, struct problem *p);
+/* The records of n requests answered `status` with bodies[i], in one
+ * statement inside the caller's transaction (a group of keyed registrations). */
+enum et_err idempotency_record_group(struct pg *db, const struct idempotency_request *const *rqs,
+                                     const char *const *bodies, int n, int status, struct problem *p);
 /* For a keyed write that waits for another thread's transaction (a
  * registration in a group: store/idempotency.c, design note 7). detach keeps
  * the key, at session level, and ends txn, so the wait holds no lock a
