@@ -4,8 +4,8 @@
 # The last line is scenarios.py's "N passed, M failed"; the exit status is non-zero when a scenario
 # failed or the lab did not start. Not part of the default run (scripts/test without --cluster
 # never starts it): it needs haproxy (deploy/local/packages.sh --cluster) and takes minutes on 2
-# cores -- ~3 min in plain mode on a quiet machine; with ET_LAB_STORES=ha (12 scenarios) the lab's
-# start took 2 min and the scenarios 25-35 min at load average 25-35 (docs/adr/0013-replicas.md).
+# cores -- about 2 min in plain mode (7 scenarios) and 5.5 min with ET_LAB_STORES=ha (13) on a quiet
+# machine; the HA scenarios took 25-35 min at load average 25-35 (docs/adr/0013-replicas.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
