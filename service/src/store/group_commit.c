@@ -44,7 +44,6 @@
 
 #include "model.h"
 
-
 /* Groups of one kind in flight at once. Written once at start, before any
  * worker thread runs (group_commit_configure), then only read. Two measured
  * best on one two-core process (docs/adr/0008); N replicas on one database

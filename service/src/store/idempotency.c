@@ -200,8 +200,9 @@ done:
     return err;
 }
 
-enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
-                               const char *body, struct problem *p)
+/* rq's record, answered `status` with body, inside the caller's transaction. */
+static enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
+                                      const char *body, struct problem *p)
 {
     char status_text[8];
     const char *params[] = {rq->scope, rq->key, rq->request, status_text, body};

@@ -279,7 +279,6 @@ struct member {
     struct registration *r;
     const struct idempotency_request *rq;   /* NULL: not keyed */
     bool recorded;                          /* written by the leader before it settles */
-    bool detached;                          /* a keyed member that waited (note 8) */
     struct problem lost;                    /* why its detach failed; err ET_OK: it did not */
 };
 
@@ -301,17 +300,17 @@ static void register_keyed_detach(void *ctx, void *item)
     const struct register_ctx *c = ctx;
     struct member *m = item;
 
-    m->detached = true;
     (void)idempotency_detach(c->st, c->txn, &m->lost);
 }
 
-/* A keyed member's one-item path: in its own transaction again if it waited. */
+/* A keyed member's one-item path: in its own transaction again if it was
+ * detached from it (its transaction is no longer open). */
 static enum et_err register_keyed_alone(void *ctx, void *item, struct problem *p)
 {
     const struct register_ctx *c = ctx;
     struct member *m = item;
 
-    if (m->detached) {
+    if (!c->txn->open) {
         if (m->lost.err != ET_OK) {
             *p = m->lost;
             return p->err;

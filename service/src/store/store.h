@@ -242,10 +242,6 @@ enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
                                const struct idempotency_request *rq, int status, const char *body,
                                struct problem *p);
 void idempotency_abort(struct store *st, struct store_txn *txn);
-/* Writes rq's record on db, inside a transaction the caller owns (the leader
- * of a group saving a keyed registration: store/registrations.c). */
-enum et_err idempotency_record(struct pg *db, const struct idempotency_request *rq, int status,
-                               const char *body, struct problem *p);
 /* The records of n requests answered `status` with bodies[i], in one
  * statement inside the caller's transaction (a group of keyed registrations). */
 enum et_err idempotency_record_group(struct pg *db, const struct idempotency_request *const *rqs,
