@@ -364,12 +364,19 @@ static int count_in(const char *text, const char *needle)
     return n;
 }
 
+/* Credits of a test's organization: more than its mix can spend. The mix
+ * registers once per 8 views for as long as the failover takes (up to 80 s):
+ * 1,000 credits ran out at about 8,000 views on a quiet machine, whereas
+ * 100,000 would take 800,000 views, 10,000 a second. */
+#define HA_CREDITS 100000
+
 /* An organization, a conference and n sessions of n speakers on base. */
 static void conference(const char *base, char **org, char **evt, char **sessions, int n)
 {
     *org = it_id("org");
     *evt = it_id("evt");
-    create(base, "/v1/organizations", fmt("{\"id\":\"%s\",\"name\":\"HA %s\",\"credits\":1000}", *org, *org));
+    create(base, "/v1/organizations",
+           fmt("{\"id\":\"%s\",\"name\":\"HA %s\",\"credits\":%d}", *org, *org, HA_CREDITS));
     create(base, "/v1/events", fmt("{\"id\":\"%s\",\"organization_id\":\"%s\",\"name\":\"HA %s\"}", *evt, *org, *evt));
     for (int i = 0; i < n; i++) {
         sessions[i] = it_id("ses");
