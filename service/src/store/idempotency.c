@@ -41,27 +41,28 @@
  *     that failed committed nothing. A connection lost meanwhile takes the
  *     session lock with it, as it would the transaction's.
  */
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "json/writer.h"
 #include "store/handle.h"
 #include "store/pg.h"
 #include "store/store.h"
 
+/* The advisory lock of a key in its scope ($1 scope, $2 key): one
+ * expression, so the transaction's lock and the session's are the same lock. */
+#define SQL_KEY_LOCK "(hashtextextended($1 || chr(10) || $2, 0))"
+
 static const struct pg_stmt stmt_lock = {
-    "idempotency_lock",
-    "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 0))", 2};
+    "idempotency_lock", "SELECT pg_try_advisory_xact_lock" SQL_KEY_LOCK, 2};
 
 /* Design note 7: the key at session level, and given back. */
 static const struct pg_stmt stmt_hold = {
-    "idempotency_hold",
-    "SELECT pg_advisory_lock(hashtextextended($1 || chr(10) || $2, 0))", 2};
+    "idempotency_hold", "SELECT pg_advisory_lock" SQL_KEY_LOCK, 2};
 static const struct pg_stmt stmt_unhold = {
-    "idempotency_unhold",
-    "SELECT pg_advisory_unlock(hashtextextended($1 || chr(10) || $2, 0))", 2};
+    "idempotency_unhold", "SELECT pg_advisory_unlock" SQL_KEY_LOCK, 2};
 
 /* Design notes 5 and 6: this scope's record first, else an older binary's. */
 static const struct pg_stmt stmt_lookup = {
@@ -279,7 +280,7 @@ enum et_err idempotency_detach(struct store *st, struct store_txn *txn, struct p
     struct pg *db = st->pg;                /* the connection holding txn (idempotency_begin) */
     enum et_err err;
 
-    assert(txn->open && !txn->held && txn->rq != NULL);
+    ET_ASSERT(txn->open && !txn->held && txn->rq != NULL);
     if ((err = exec_lock(db, &stmt_hold, txn->rq, p)) != ET_OK) {
         idempotency_abort(st, txn);
         return err;
@@ -296,7 +297,7 @@ enum et_err idempotency_reattach(struct store *st, struct store_txn *txn, struct
     struct pg *db = st->pg;
     enum et_err err;
 
-    assert(!txn->open && txn->held);
+    ET_ASSERT(!txn->open && txn->held);
     if ((err = pg_command(db, "BEGIN", p)) != ET_OK)
         return err;
     txn->open = true;
