@@ -48,6 +48,7 @@
 #include "invariant.h"
 #include "json/writer.h"
 #include "store/handle.h"
+#include "store/idempotency.h"
 #include "store/pg.h"
 #include "store/store.h"
 

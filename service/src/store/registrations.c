@@ -85,6 +85,7 @@
 #include "store/busy.h"
 #include "store/group_commit.h"
 #include "store/handle.h"
+#include "store/idempotency.h"
 #include "store/pg.h"
 #include "store/rows.h"
 #include "store/store.h"

@@ -242,19 +242,6 @@ enum et_err idempotency_finish(struct store *st, struct store_txn *txn,
                                const struct idempotency_request *rq, int status, const char *body,
                                struct problem *p);
 void idempotency_abort(struct store *st, struct store_txn *txn);
-/* The records of n requests answered `status` with bodies[i], in one
- * statement inside the caller's transaction (a group of keyed registrations). */
-enum et_err idempotency_record_group(struct pg *db, const struct idempotency_request *const *rqs,
-                                     const char *const *bodies, int n, int status, struct problem *p);
-/* For a keyed write that waits for another thread's transaction (a
- * registration in a group: store/idempotency.c, design note 7). detach keeps
- * the key, at session level, and ends txn, so the wait holds no lock a
- * table's DDL could queue behind; reattach opens txn again, as
- * idempotency_begin left it (the key locked, SAVEPOINT op); release gives
- * back a key still held, and is a no-op otherwise. */
-enum et_err idempotency_detach(struct store *st, struct store_txn *txn, struct problem *p);
-enum et_err idempotency_reattach(struct store *st, struct store_txn *txn, struct problem *p);
-void idempotency_release(struct store *st, struct store_txn *txn);
 /* Deletes records older than max_age_hours, in batches; *purged counts them. */
 enum et_err idempotency_purge(struct store *st, int max_age_hours, long long *purged,
                               struct problem *p);
